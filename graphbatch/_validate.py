@@ -1,0 +1,48 @@
+"""Boundary checks shared by the graph, the samplers and the loaders.
+
+Each raises a ``TypeError`` or ``ValueError`` that names the argument and the bad
+value, so no malformed input ever reaches a numba kernel.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_INDEX_DTYPES = (torch.int64, torch.int32)
+
+
+def as_index_tensor(value: object, name: str) -> Tensor:
+    """Returns ``value`` as a contiguous 1-D int64 CPU tensor, or raises.
+
+    Accepts int64/int32 tensors and anything ``torch.as_tensor`` turns into one of
+    those dtypes (lists, numpy arrays). Booleans and floats are refused.
+    """
+    if not isinstance(value, Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"{name} must be an integer tensor, got {type(value).__name__}") from exc
+    if value.dtype not in _INDEX_DTYPES:
+        raise TypeError(f"{name} must have dtype torch.int64 (or int32), got {value.dtype}")
+    if value.dim() != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {tuple(value.shape)}")
+    return value.to(device="cpu", dtype=torch.int64).contiguous()
+
+
+def check_node_range(index: Tensor, num_nodes: int, name: str) -> None:
+    """Raises ValueError if any id in ``index`` is negative or ``>= num_nodes``."""
+    if index.numel() == 0:
+        return
+    lo, hi = int(index.min()), int(index.max())
+    if lo < 0:
+        raise ValueError(f"{name} holds a negative node id ({lo})")
+    if hi >= num_nodes:
+        raise ValueError(f"{name} holds node id {hi}, out of range for num_nodes={num_nodes}")
+
+
+def check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value

@@ -1,0 +1,86 @@
+"""The validated graph topology every sampler reads: CSC, built once from ``edge_index``."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphbatch._validate import check_node_range
+from graphbatch.graph_kernels import build_csc
+
+
+class CSRGraph:
+    """Incoming edges per target node (CSC), which is what PyG's message passing samples.
+
+    Message passing flows ``edge_index[0]`` (source) -> ``edge_index[1]`` (target), so a
+    sampler picks a target's incoming edges: the sources of target ``v`` are
+    ``indices[indptr[v]:indptr[v + 1]]``, in the original edge order, and
+    ``perm[p]`` is the original edge id (column of ``edge_index``) at CSC position ``p``.
+
+    Attributes:
+        num_nodes: number of nodes ``N``.
+        indptr: ``[N + 1]`` int64 offsets (int64, so more than 2^31 edges fit).
+        indices: ``[E]`` int64 source node ids, grouped by target.
+        perm: ``[E]`` int64 original edge ids, aligned with ``indices``.
+    """
+
+    def __init__(self, edge_index: Tensor, num_nodes: Optional[int] = None) -> None:
+        if not isinstance(edge_index, Tensor):
+            raise TypeError(f"edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
+        if edge_index.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"edge_index must have dtype torch.int64 (or int32), got {edge_index.dtype}")
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+        edge_index = edge_index.to(device="cpu", dtype=torch.int64)
+        num_edges = edge_index.size(1)
+        largest = int(edge_index.max()) if num_edges else -1
+        if num_nodes is None:
+            num_nodes = largest + 1
+        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int):
+            raise TypeError(f"num_nodes must be an int, got {num_nodes!r}")
+        if num_nodes <= 0:
+            raise ValueError(f"num_nodes must be positive (the graph is empty), got {num_nodes}")
+        if largest >= num_nodes:
+            raise ValueError(
+                f"num_nodes={num_nodes} is smaller than the largest node id in edge_index ({largest})"
+            )
+        check_node_range(edge_index.reshape(-1), num_nodes, "edge_index")
+
+        src = edge_index[0].contiguous().numpy()
+        dst = edge_index[1].contiguous().numpy()
+        indptr, indices, perm = build_csc(src, dst, num_nodes)
+        self.num_nodes: int = num_nodes
+        self.indptr: Tensor = torch.from_numpy(indptr)
+        self.indices: Tensor = torch.from_numpy(indices)
+        self.perm: Tensor = torch.from_numpy(perm)
+
+    @classmethod
+    def from_data(cls, data) -> "CSRGraph":
+        """Builds the topology of a PyG ``Data`` from ``data.edge_index`` and ``data.num_nodes``."""
+        edge_index = getattr(data, "edge_index", None)
+        if edge_index is None:
+            raise ValueError("data has no 'edge_index'; graphbatch needs the edge list")
+        return cls(edge_index, int(data.num_nodes))
+
+    @property
+    def num_edges(self) -> int:
+        return self.indices.numel()
+
+    def in_degree(self) -> Tensor:
+        """``[N]`` int64 number of incoming edges per node."""
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def share_memory_(self) -> "CSRGraph":
+        """Moves the arrays to shared memory, so worker processes use them without a copy."""
+        for name in ("indptr", "indices", "perm"):
+            getattr(self, name).share_memory_()
+        return self
+
+    def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zero-copy ``(indptr, indices, perm)`` numpy views for the kernels."""
+        return self.indptr.numpy(), self.indices.numpy(), self.perm.numpy()
+
+    def __repr__(self) -> str:
+        return f"CSRGraph(num_nodes={self.num_nodes}, num_edges={self.num_edges})"

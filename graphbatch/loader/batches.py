@@ -1,0 +1,66 @@
+"""Which seeds go into which batch, and the seed that fixes each batch's randomness."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional
+
+import torch
+from torch import Tensor
+
+
+class SeededBatches:
+    """Yields ``(epoch_seed, batch_index, positions)`` per batch, for a DataLoader sampler.
+
+    Everything random (the order, the epoch seed) is drawn in ``__iter__``, which a
+    DataLoader calls in the main process when an epoch starts; batch ``b`` of an epoch
+    is then sampled from ``(epoch_seed, b)`` alone, in whichever worker or thread.
+
+    Args:
+        num_inputs: number of seed nodes; positions are ``0 .. num_inputs - 1``.
+        batch_size: seeds per batch.
+        shuffle: draw a random order each epoch.
+        drop_last: drop the last batch if it is smaller than ``batch_size``.
+        generator: torch generator for the order and the seed; the global one if None.
+        sampler: an iterable of positions that replaces the default order.
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        generator: Optional[torch.Generator] = None,
+        sampler: Optional[Iterable[int]] = None,
+    ) -> None:
+        self.num_inputs = num_inputs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = generator
+        self.sampler = sampler
+
+    def _order(self) -> Tensor:
+        if self.sampler is not None:
+            return torch.as_tensor(list(self.sampler), dtype=torch.int64)
+        if self.shuffle:
+            return torch.randperm(self.num_inputs, generator=self.generator)
+        return torch.arange(self.num_inputs)
+
+    def __iter__(self) -> Iterator[tuple[int, int, Tensor]]:
+        order = self._order()
+        epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
+        chunks = list(torch.split(order, self.batch_size))
+        if self.drop_last and chunks and chunks[-1].numel() < self.batch_size:
+            chunks.pop()
+        return iter([(epoch_seed, b, c) for b, c in enumerate(chunks)])
+
+    def __len__(self) -> int:
+        n = len(self.sampler) if self.sampler is not None else self.num_inputs  # type: ignore[arg-type]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class ItemDataset(torch.utils.data.Dataset):
+    """Hands each sampler item to ``collate_fn`` unchanged."""
+
+    def __getitem__(self, item):
+        return item

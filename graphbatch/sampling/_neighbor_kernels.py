@@ -1,0 +1,205 @@
+"""numba kernels of the neighbor sampler. Pure functions of validated numpy arrays.
+
+A hop runs in four steps: ``count_picks`` (how many neighbors each frontier node
+gets), a prefix sum, ``pick_uniform``/``pick_weighted`` (which CSC positions), and
+``expand_picks`` (their node ids, edge ids and dedup keys). ``NodeTable`` insertion,
+which gives each new node the next local id in order of first appearance, is the one
+sequential step. A dedup key is the node id, or ``tree * num_nodes + node`` when each
+seed grows its own tree (disjoint mode).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from graphbatch.sampling._rng import mix64, randint, stream, uniform
+
+EMPTY = -1
+
+
+@njit(parallel=True, cache=True)
+def count_picks(num_candidates, frontier, fanout, replace, counts):
+    """``counts[i]``: neighbors to pick for ``frontier[i]``, given its candidate count."""
+    for i in prange(frontier.shape[0]):
+        c = num_candidates[frontier[i]]
+        if fanout < 0 or (not replace and c <= fanout):
+            counts[i] = c
+        elif replace:
+            counts[i] = fanout if c > 0 else 0
+        else:
+            counts[i] = fanout
+
+
+@njit(parallel=True, cache=True)
+def pick_uniform(indptr, frontier, offsets, fanout, replace, key, hop, out_pos):
+    """Writes the picked CSC positions of ``frontier[i]`` to ``out_pos[offsets[i]:offsets[i+1]]``."""
+    for i in prange(frontier.shape[0]):
+        v = frontier[i]
+        start = indptr[v]
+        deg = indptr[v + 1] - start
+        lo = offsets[i]
+        k = offsets[i + 1] - lo
+        state = stream(key, hop, i)
+        if k == 0:
+            continue
+        if fanout < 0 or (not replace and k == deg):
+            for j in range(k):
+                out_pos[lo + j] = start + j
+        elif replace:
+            for j in range(k):
+                out_pos[lo + j] = start + randint(state, j, deg)
+        elif k * k <= 4 * deg:
+            # Floyd's algorithm: k draws, each a uniform k-subset step; O(k^2) checks.
+            for n in range(k):
+                j = deg - k + n
+                t = start + randint(state, j, j + 1)
+                for q in range(n):
+                    if out_pos[lo + q] == t:
+                        t = start + j
+                        break
+                out_pos[lo + n] = t
+        else:
+            # Selection sampling (Knuth's algorithm S): one pass, O(deg).
+            need = k
+            n = 0
+            for j in range(deg):
+                if uniform(state, j) * (deg - j) < need:
+                    out_pos[lo + n] = start + j
+                    n += 1
+                    need -= 1
+                    if need == 0:
+                        break
+
+
+@njit(parallel=True, cache=True)
+def pick_weighted(indptr, num_candidates, weight, cum_weight, frontier, offsets, fanout,
+                  replace, key, hop, out_pos):
+    """As :func:`pick_uniform`, with probability proportional to ``weight`` (CSC order).
+
+    With replacement: inverse CDF on ``cum_weight`` (inclusive prefix sums per node).
+    Without: Efraimidis-Spirakis, the ``k`` largest ``log(u) / w``. Zero weights are
+    never picked.
+    """
+    for i in prange(frontier.shape[0]):
+        v = frontier[i]
+        start = indptr[v]
+        deg = indptr[v + 1] - start
+        lo = offsets[i]
+        k = offsets[i + 1] - lo
+        state = stream(key, hop, i)
+        if k == 0:
+            continue
+        if fanout < 0 or (not replace and k == num_candidates[v]):
+            n = 0
+            for j in range(deg):
+                if weight[start + j] > 0:
+                    out_pos[lo + n] = start + j
+                    n += 1
+        elif replace:
+            total = cum_weight[start + deg - 1]
+            for j in range(k):
+                target = uniform(state, j) * total
+                a = start
+                b = start + deg - 1
+                while a < b:
+                    m = (a + b) // 2
+                    if cum_weight[m] > target:
+                        b = m
+                    else:
+                        a = m + 1
+                out_pos[lo + j] = a
+        else:
+            keys = np.empty(deg, dtype=np.float64)
+            for j in range(deg):
+                w = weight[start + j]
+                keys[j] = np.log(uniform(state, j)) / w if w > 0 else -np.inf
+            order = np.argsort(keys)
+            for j in range(k):
+                out_pos[lo + j] = start + order[deg - 1 - j]
+
+
+@njit(parallel=True, cache=True)
+def expand_picks(pos, offsets, indices, perm, frontier_first_local, tree, stride,
+                 out_node, out_key, out_edge, out_dst):
+    """Node id, dedup key, original edge id and local target of every picked position.
+
+    The frontier's local ids are ``frontier_first_local + i``; ``tree`` holds each local
+    node's tree (seed index) and ``stride`` is ``num_nodes`` in disjoint mode, else 0.
+    """
+    for i in prange(offsets.shape[0] - 1):
+        dst = frontier_first_local + i
+        base = tree[dst] * stride
+        for j in range(offsets[i], offsets[i + 1]):
+            p = pos[j]
+            u = indices[p]
+            out_node[j] = u
+            out_key[j] = base + u
+            out_edge[j] = perm[p]
+            out_dst[j] = dst
+
+
+@njit(inline="always", cache=True)
+def _slot(table_keys, k):
+    mask = table_keys.shape[0] - 1
+    h = np.int64(mix64(k) & np.uint64(mask))
+    while table_keys[h] != EMPTY and table_keys[h] != k:
+        h = (h + 1) & mask
+    return h
+
+
+@njit(cache=True)
+def table_insert(table_keys, table_vals, keys, next_local, out_local, out_new):
+    """Maps each key to its local id, giving unseen keys ``next_local, next_local + 1, ...``.
+
+    Returns how many keys were new; their positions in ``keys`` go to ``out_new``.
+    """
+    num_new = 0
+    for j in range(keys.shape[0]):
+        h = _slot(table_keys, keys[j])
+        if table_keys[h] == EMPTY:
+            table_keys[h] = keys[j]
+            table_vals[h] = next_local + num_new
+            out_new[num_new] = j
+            num_new += 1
+        out_local[j] = table_vals[h]
+    return num_new
+
+
+@njit(cache=True)
+def table_insert_rows(table_keys, table_vals, keys):
+    """Inserts ``keys[j]`` with local id ``j`` unless already present (first wins)."""
+    for j in range(keys.shape[0]):
+        h = _slot(table_keys, keys[j])
+        if table_keys[h] == EMPTY:
+            table_keys[h] = keys[j]
+            table_vals[h] = j
+
+
+@njit(parallel=True, cache=True)
+def count_induced(indptr, indices, nodes, tree, stride, table_keys, counts):
+    """``counts[t]``: incoming edges of local node ``t`` whose source is a sampled node."""
+    for t in prange(nodes.shape[0]):
+        v = nodes[t]
+        base = tree[t] * stride
+        c = 0
+        for p in range(indptr[v], indptr[v + 1]):
+            if table_keys[_slot(table_keys, base + indices[p])] != EMPTY:
+                c += 1
+        counts[t] = c
+
+
+@njit(parallel=True, cache=True)
+def fill_induced(indptr, indices, perm, nodes, tree, stride, table_keys, table_vals,
+                 offsets, out_src, out_dst, out_edge):
+    """The edges :func:`count_induced` counted: local source, local target, edge id."""
+    for t in prange(nodes.shape[0]):
+        v = nodes[t]
+        base = tree[t] * stride
+        j = offsets[t]
+        for p in range(indptr[v], indptr[v + 1]):
+            h = _slot(table_keys, base + indices[p])
+            if table_keys[h] != EMPTY:
+                out_src[j] = table_vals[h]
+                out_dst[j] = t
+                out_edge[j] = perm[p]
+                j += 1

@@ -1,0 +1,53 @@
+"""Counter-based randomness for the kernels.
+
+Every draw is a pure function of ``(key, a, b, j)``: ``key`` mixes the loader's seed for
+the epoch with the batch index, ``(a, b)`` name the stream (hop and position in the
+frontier, say) and ``j`` counts draws within it. Which thread runs which position can
+therefore never change a batch. The mixer is SplitMix64's finalizer.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(inline="always", cache=True)
+def mix64(z):
+    z = np.uint64(z)
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always", cache=True)
+def stream(key, a, b):
+    """The state of stream ``(a, b)`` under ``key`` (all non-negative ints)."""
+    return mix64(np.uint64(key) ^ mix64(np.uint64(a) * _GOLDEN + np.uint64(b)))
+
+
+@njit(inline="always", cache=True)
+def uniform(state, j):
+    """Draw ``j`` of a stream: a float64 strictly inside (0, 1)."""
+    r = mix64(state + np.uint64(j) * _GOLDEN) >> np.uint64(11)
+    return (np.float64(r) + 0.5) * _TO_UNIT
+
+
+@njit(inline="always", cache=True)
+def randint(state, j, n):
+    """Draw ``j`` of a stream: an int in ``[0, n)`` for ``n >= 1``."""
+    r = np.int64(uniform(state, j) * n)
+    return r if r < n else n - 1
+
+
+def batch_key(seed: int, batch: int) -> int:
+    """The kernel key of batch ``batch`` under the epoch's ``seed`` (Python side)."""
+    mask = (1 << 64) - 1
+    z = (seed * 0x9E3779B97F4A7C15 + batch + 1) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return (z ^ (z >> 31)) >> 1  # 63 bits, so it passes to numba as an int64

@@ -1,0 +1,273 @@
+"""GraphSAGE-style neighbor sampling: a fanout per hop, on the CSC topology.
+
+The sampler sees topology only and returns ids (:class:`SampledSubgraph`); the loader
+turns them into a ``Data`` batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphbatch._validate import as_index_tensor, check_node_range
+from graphbatch.graph import CSRGraph
+from graphbatch.sampling import _neighbor_kernels as K
+from graphbatch.sampling._rng import batch_key
+
+SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
+
+
+@dataclass
+class SampledSubgraph:
+    """Ids of one sampled subgraph; field names follow PyG's ``SamplerOutput``.
+
+    Attributes:
+        node: ``[n]`` int64 global node ids, the seeds first in input order.
+        row: ``[m]`` int64 local source ids (index into ``node``).
+        col: ``[m]`` int64 local target ids; messages flow ``row -> col``.
+        edge: ``[m]`` int64 original edge ids (columns of the input ``edge_index``).
+        batch: ``[n]`` int64 seed index of every node in disjoint mode, else None.
+        num_sampled_nodes: nodes added per hop, seeds first (``len == hops + 1``).
+        num_sampled_edges: edges added per hop, or None where edges are not per hop
+            (``'induced'`` and ``'bidirectional'`` subgraphs).
+    """
+
+    node: Tensor
+    row: Tensor
+    col: Tensor
+    edge: Tensor
+    batch: Optional[Tensor]
+    num_sampled_nodes: list[int]
+    num_sampled_edges: Optional[list[int]]
+
+
+def check_num_neighbors(num_neighbors: object) -> list[int]:
+    """Validates a per-hop fanout list: non-empty ints, each ``>= 0`` or ``-1`` (all)."""
+    if isinstance(num_neighbors, dict):
+        raise NotImplementedError(
+            "num_neighbors as a dict (heterogeneous graphs) is not supported yet"
+        )
+    if not isinstance(num_neighbors, Sequence) or isinstance(num_neighbors, str):
+        raise TypeError(f"num_neighbors must be a list of ints, got {num_neighbors!r}")
+    fanouts = list(num_neighbors)
+    if not fanouts:
+        raise ValueError("num_neighbors must name at least one hop, got []")
+    for hop, f in enumerate(fanouts):
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)):
+            raise TypeError(f"num_neighbors[{hop}] must be an int, got {f!r}")
+        if f < -1:
+            raise ValueError(f"num_neighbors[{hop}] must be -1 (all) or >= 0, got {f}")
+    return [int(f) for f in fanouts]
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(4, (n - 1).bit_length())
+
+
+class _NodeTable:
+    """Open-addressing map from dedup key to local id, grown by rehashing."""
+
+    def __init__(self, capacity_for: int) -> None:
+        self.keys = np.full(_next_pow2(2 * capacity_for), K.EMPTY, dtype=np.int64)
+        self.vals = np.empty_like(self.keys)
+
+    def reserve(self, total: int, all_keys: np.ndarray) -> None:
+        """Makes room for ``total`` entries, re-inserting ``all_keys`` (row ``j`` -> ``j``)."""
+        if 2 * total <= self.keys.shape[0]:
+            return
+        self.keys = np.full(_next_pow2(2 * total), K.EMPTY, dtype=np.int64)
+        self.vals = np.empty_like(self.keys)
+        K.table_insert_rows(self.keys, self.vals, all_keys)
+
+
+class NeighborSampler:
+    """Samples up to ``num_neighbors[h]`` incoming neighbors per node at hop ``h``.
+
+    Args:
+        graph: the topology.
+        num_neighbors: fanout per hop; ``-1`` takes every neighbor.
+        replace: sample with replacement.
+        subgraph_type: ``'directional'`` (the sampled edges), ``'bidirectional'`` (those
+            and their reverses) or ``'induced'`` (every edge among the sampled nodes).
+        disjoint: each seed grows its own tree; nodes repeat across trees.
+        edge_weight: ``[E]`` non-negative finite weights in original edge order; a
+            neighbor is picked with probability proportional to its edge's weight.
+    """
+
+    def __init__(
+        self,
+        graph: CSRGraph,
+        num_neighbors: Sequence[int],
+        replace: bool = False,
+        subgraph_type: str = "directional",
+        disjoint: bool = False,
+        edge_weight: Optional[Tensor] = None,
+    ) -> None:
+        if not isinstance(graph, CSRGraph):
+            raise TypeError(f"graph must be a CSRGraph, got {type(graph).__name__}")
+        if subgraph_type not in SUBGRAPH_TYPES:
+            raise ValueError(f"subgraph_type must be one of {SUBGRAPH_TYPES}, got {subgraph_type!r}")
+        self.graph = graph
+        self.num_neighbors = check_num_neighbors(num_neighbors)
+        self.replace = bool(replace)
+        self.subgraph_type = subgraph_type
+        self.disjoint = bool(disjoint)
+        self.weight: Optional[Tensor] = None
+        self.cum_weight: Optional[Tensor] = None
+        if edge_weight is None:
+            self.num_candidates = graph.in_degree()
+        else:
+            self._set_weights(edge_weight)
+
+    def _set_weights(self, edge_weight: Tensor) -> None:
+        if not isinstance(edge_weight, Tensor):
+            raise TypeError(f"edge weights must be a tensor, got {type(edge_weight).__name__}")
+        if not edge_weight.is_floating_point():
+            raise TypeError(f"edge weights must be floating point, got {edge_weight.dtype}")
+        if edge_weight.dim() != 1 or edge_weight.numel() != self.graph.num_edges:
+            raise ValueError(
+                f"edge weights must have shape [{self.graph.num_edges}], got {tuple(edge_weight.shape)}"
+            )
+        w = edge_weight.detach().to("cpu", torch.float64)
+        bad = ~torch.isfinite(w) | (w < 0)
+        if bool(bad.any()):
+            e = int(bad.nonzero()[0])
+            raise ValueError(f"edge weights must be finite and >= 0, got {float(w[e])} at edge {e}")
+        w = w[self.graph.perm].contiguous()
+        cum = torch.cumsum(w, 0)
+        # Inclusive prefix sums restarted at every node's first edge.
+        indptr = self.graph.indptr
+        start_sum = torch.cat([cum.new_zeros(1), cum])[indptr[:-1]]
+        deg = self.graph.in_degree()
+        cum -= torch.repeat_interleave(start_sum, deg)
+        positive = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum((w > 0).long(), 0)])
+        self.weight, self.cum_weight = w, cum
+        self.num_candidates = positive[indptr[1:]] - positive[indptr[:-1]]
+
+    def share_memory_(self) -> "NeighborSampler":
+        self.graph.share_memory_()
+        for t in (self.num_candidates, self.weight, self.cum_weight):
+            if t is not None:
+                t.share_memory_()
+        return self
+
+    def sample(self, seeds: Tensor, seed: int = 0, batch: int = 0) -> SampledSubgraph:
+        """Samples the subgraph around ``seeds`` ([B] int64 node ids).
+
+        ``seed`` and ``batch`` fix the randomness: equal arguments give equal results
+        whatever the number of threads.
+        """
+        seeds = as_index_tensor(seeds, "seeds")
+        if seeds.numel() == 0:
+            raise ValueError("seeds must hold at least one node, got an empty tensor")
+        check_node_range(seeds, self.graph.num_nodes, "seeds")
+        return self.sample_unchecked(seeds, int(seed), int(batch))
+
+    def sample_unchecked(self, seeds: Tensor, seed: int, batch: int) -> SampledSubgraph:
+        """:meth:`sample` for seeds already validated (non-empty int64, in range)."""
+        key = batch_key(seed, batch)
+        indptr, indices, perm = self.graph.numpy()
+        num_candidates = self.num_candidates.numpy()
+        stride = self.graph.num_nodes if self.disjoint else 0
+        seeds_np = seeds.numpy()
+        num_seeds = seeds_np.shape[0]
+        if self.disjoint and num_seeds * stride >= 2**63:
+            raise ValueError(
+                f"disjoint sampling needs batch size * num_nodes < 2**63, got {num_seeds} * {stride}"
+            )
+
+        tree = np.arange(num_seeds, dtype=np.int64) if self.disjoint else np.zeros(num_seeds, np.int64)
+        node_parts, tree_parts = [seeds_np], [tree]
+        all_keys = tree * stride + seeds_np
+        table = _NodeTable(num_seeds)
+        K.table_insert_rows(table.keys, table.vals, all_keys)
+        key_parts = [all_keys]
+
+        rows, cols, edges = [], [], []
+        num_sampled_nodes, num_sampled_edges = [num_seeds], []
+        frontier, first_local, num_local = seeds_np, 0, num_seeds
+        tree_all = tree
+        for hop, fanout in enumerate(self.num_neighbors):
+            counts = np.empty(frontier.shape[0], dtype=np.int64)
+            K.count_picks(num_candidates, frontier, fanout, self.replace, counts)
+            offsets = np.zeros(frontier.shape[0] + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            m = int(offsets[-1])
+            pos = np.empty(m, dtype=np.int64)
+            if self.weight is None:
+                K.pick_uniform(indptr, frontier, offsets, fanout, self.replace, key, hop, pos)
+            else:
+                K.pick_weighted(indptr, num_candidates, self.weight.numpy(),
+                                self.cum_weight.numpy(), frontier, offsets, fanout,
+                                self.replace, key, hop, pos)
+            nbr = np.empty(m, dtype=np.int64)
+            nbr_key = np.empty(m, dtype=np.int64)
+            edge = np.empty(m, dtype=np.int64)
+            dst = np.empty(m, dtype=np.int64)
+            K.expand_picks(pos, offsets, indices, perm, first_local, tree_all, stride,
+                           nbr, nbr_key, edge, dst)
+            if len(key_parts) > 1:
+                key_parts = [np.concatenate(key_parts)]
+            table.reserve(num_local + m, key_parts[0])
+            src = np.empty(m, dtype=np.int64)
+            new = np.empty(m, dtype=np.int64)
+            num_new = K.table_insert(table.keys, table.vals, nbr_key, num_local, src, new)
+            new = new[:num_new]
+            frontier = nbr[new]
+            new_tree = tree_all[dst[new]]
+            node_parts.append(frontier)
+            tree_parts.append(new_tree)
+            key_parts.append(nbr_key[new])
+            tree_all = np.concatenate([tree_all, new_tree])
+            rows.append(src)
+            cols.append(dst)
+            edges.append(edge)
+            first_local, num_local = num_local, num_local + num_new
+            num_sampled_nodes.append(num_new)
+            num_sampled_edges.append(m)
+
+        nodes = np.concatenate(node_parts)
+        if self.subgraph_type == "induced":
+            row, col, edge = self._induced(nodes, tree_all, stride, table)
+            num_sampled_edges = None
+        else:
+            row, col, edge = (torch.from_numpy(np.concatenate(a)) for a in (rows, cols, edges))
+            if self.subgraph_type == "bidirectional":
+                row, col, edge = _to_bidirectional(row, col, edge, nodes.shape[0])
+                num_sampled_edges = None
+        return SampledSubgraph(
+            node=torch.from_numpy(nodes),
+            row=row,
+            col=col,
+            edge=edge,
+            batch=torch.from_numpy(tree_all) if self.disjoint else None,
+            num_sampled_nodes=num_sampled_nodes,
+            num_sampled_edges=num_sampled_edges,
+        )
+
+    def _induced(self, nodes, tree, stride, table) -> tuple[Tensor, Tensor, Tensor]:
+        indptr, indices, perm = self.graph.numpy()
+        counts = np.empty(nodes.shape[0], dtype=np.int64)
+        K.count_induced(indptr, indices, nodes, tree, stride, table.keys, counts)
+        offsets = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        m = int(offsets[-1])
+        src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
+        K.fill_induced(indptr, indices, perm, nodes, tree, stride, table.keys, table.vals,
+                       offsets, src, dst, edge)
+        return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
+
+
+def _to_bidirectional(row: Tensor, col: Tensor, edge: Tensor, num_nodes: int):
+    """The sampled edges and their reverses, each local pair once; a reverse keeps its edge id."""
+    row2, col2 = torch.cat([row, col]), torch.cat([col, row])
+    edge2 = torch.cat([edge, edge])
+    key = col2 * num_nodes + row2
+    key, order = torch.sort(key, stable=True)
+    first = torch.ones_like(key, dtype=torch.bool)
+    first[1:] = key[1:] != key[:-1]
+    order = order[first]
+    return row2[order], col2[order], edge2[order]

@@ -5,6 +5,8 @@ value, so no malformed input ever reaches a numba kernel.
 """
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import Tensor
 
@@ -22,6 +24,8 @@ def as_index_tensor(value: object, name: str) -> Tensor:
             value = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(f"{name} must be an integer tensor, got {type(value).__name__}") from exc
+        if value.numel() == 0:
+            value = value.long()  # an empty list converts to float32; its dtype means nothing
     if value.dtype not in _INDEX_DTYPES:
         raise TypeError(f"{name} must have dtype torch.int64 (or int32), got {value.dtype}")
     if value.dim() != 1:
@@ -40,9 +44,18 @@ def check_node_range(index: Tensor, num_nodes: int, name: str) -> None:
         raise ValueError(f"{name} holds node id {hi}, out of range for num_nodes={num_nodes}")
 
 
-def check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def as_int(value: object, name: str) -> int:
+    """``value`` as a Python int (numpy and torch integer scalars included), or TypeError."""
+    if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+
+
+def check_positive_int(value: object, name: str) -> int:
+    value = as_int(value, name)
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphbatch._validate import check_node_range
+from graphbatch._validate import as_int, check_node_range
 from graphbatch.graph_kernels import build_csc
 
 
@@ -38,8 +38,7 @@ class CSRGraph:
         largest = int(edge_index.max()) if num_edges else -1
         if num_nodes is None:
             num_nodes = largest + 1
-        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int):
-            raise TypeError(f"num_nodes must be an int, got {num_nodes!r}")
+        num_nodes = as_int(num_nodes, "num_nodes")
         if num_nodes <= 0:
             raise ValueError(f"num_nodes must be positive (the graph is empty), got {num_nodes}")
         if largest >= num_nodes:

@@ -7,12 +7,13 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from graphbatch.features import gather_rows
 from graphbatch.sampling.neighbor import SampledSubgraph
 
 
 def _index(value, index: Tensor, dim: int):
     if isinstance(value, Tensor):
-        return value.index_select(dim, index.to(value.device))
+        return gather_rows(value, index.to(value.device), dim)
     return value[index.numpy()]  # numpy arrays and the like
 
 

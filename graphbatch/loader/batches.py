@@ -10,9 +10,10 @@ from torch import Tensor
 class SeededBatches:
     """Yields ``(epoch_seed, batch_index, positions)`` per batch, for a DataLoader sampler.
 
-    Everything random (the order, the epoch seed) is drawn in ``__iter__``, which a
-    DataLoader calls in the main process when an epoch starts; batch ``b`` of an epoch
+    Everything random (the order, the epoch seed) is drawn by :meth:`new_epoch`, which
+    the loader calls in the main process when an epoch starts; batch ``b`` of an epoch
     is then sampled from ``(epoch_seed, b)`` alone, in whichever worker or thread.
+    ``__iter__`` draws nothing: a multi-worker DataLoader calls it twice per epoch.
 
     Args:
         num_inputs: number of seed nodes; positions are ``0 .. num_inputs - 1``.
@@ -38,6 +39,7 @@ class SeededBatches:
         self.drop_last = drop_last
         self.generator = generator
         self.sampler = sampler
+        self._epoch: Optional[list[tuple[int, int, Tensor]]] = None
 
     def _order(self) -> Tensor:
         if self.sampler is not None:
@@ -46,13 +48,19 @@ class SeededBatches:
             return torch.randperm(self.num_inputs, generator=self.generator)
         return torch.arange(self.num_inputs)
 
-    def __iter__(self) -> Iterator[tuple[int, int, Tensor]]:
+    def new_epoch(self) -> None:
+        """Draws the next epoch's order and seed from the generator."""
         order = self._order()
         epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
         chunks = list(torch.split(order, self.batch_size))
         if self.drop_last and chunks and chunks[-1].numel() < self.batch_size:
             chunks.pop()
-        return iter([(epoch_seed, b, c) for b, c in enumerate(chunks)])
+        self._epoch = [(epoch_seed, b, c) for b, c in enumerate(chunks)]
+
+    def __iter__(self) -> Iterator[tuple[int, int, Tensor]]:
+        if self._epoch is None:
+            self.new_epoch()
+        return iter(self._epoch)
 
     def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else self.num_inputs  # type: ignore[arg-type]

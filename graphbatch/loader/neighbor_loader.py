@@ -139,10 +139,15 @@ class NeighborLoader(torch.utils.data.DataLoader):
                 if weight_attr not in data:
                     raise ValueError(f"weight_attr={weight_attr!r} is not an attribute of data")
                 edge_weight = data[weight_attr]
-            neighbor_sampler = NeighborSampler(
-                graph, num_neighbors, replace=replace, subgraph_type=subgraph_type,
-                disjoint=disjoint, edge_weight=edge_weight,
-            )
+            try:
+                neighbor_sampler = NeighborSampler(
+                    graph, num_neighbors, replace=replace, subgraph_type=subgraph_type,
+                    disjoint=disjoint, edge_weight=edge_weight,
+                )
+            except (TypeError, ValueError) as exc:
+                if weight_attr is None or "edge_weight" not in str(exc):
+                    raise
+                raise type(exc)(f"weight_attr={weight_attr!r}: {exc}") from exc
         self.data = data
         self.neighbor_sampler = neighbor_sampler
         self.input_nodes = resolve_input_nodes(input_nodes, neighbor_sampler.graph.num_nodes)
@@ -183,6 +188,7 @@ class NeighborLoader(torch.utils.data.DataLoader):
         return batch if self.transform is None else self.transform(batch)
 
     def __iter__(self):
+        self.batches.new_epoch()
         it = super().__iter__()
         if self.filter_per_worker:
             return it

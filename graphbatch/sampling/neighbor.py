@@ -5,6 +5,7 @@ turns them into a ``Data`` batch.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -18,6 +19,8 @@ from graphbatch.sampling import _neighbor_kernels as K
 from graphbatch.sampling._rng import batch_key
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
+#: Larger fanouts mean nothing (no node has 2**31 neighbors) and would overflow counts.
+MAX_FANOUT = 2**31 - 1
 
 
 @dataclass
@@ -58,8 +61,10 @@ def check_num_neighbors(num_neighbors: object) -> list[int]:
     for hop, f in enumerate(fanouts):
         if isinstance(f, bool) or not isinstance(f, (int, np.integer)):
             raise TypeError(f"num_neighbors[{hop}] must be an int, got {f!r}")
-        if f < -1:
-            raise ValueError(f"num_neighbors[{hop}] must be -1 (all) or >= 0, got {f}")
+        if f < -1 or f > MAX_FANOUT:
+            raise ValueError(
+                f"num_neighbors[{hop}] must be -1 (all) or in [0, {MAX_FANOUT}], got {f}"
+            )
     return [int(f) for f in fanouts]
 
 
@@ -67,8 +72,15 @@ def _next_pow2(n: int) -> int:
     return 1 << max(4, (n - 1).bit_length())
 
 
-class _NodeTable:
+#: Graphs up to this many nodes dedup through a dense node-id -> local-id array
+#: (8 bytes a node, per sampling thread); larger ones, and disjoint mode, hash.
+DENSE_TABLE_MAX_NODES = 2**25
+
+
+class _HashTable:
     """Open-addressing map from dedup key to local id, grown by rehashing."""
+
+    dense = False
 
     def __init__(self, capacity_for: int) -> None:
         self.keys = np.full(_next_pow2(2 * capacity_for), K.EMPTY, dtype=np.int64)
@@ -80,7 +92,26 @@ class _NodeTable:
             return
         self.keys = np.full(_next_pow2(2 * total), K.EMPTY, dtype=np.int64)
         self.vals = np.empty_like(self.keys)
-        K.table_insert_rows(self.keys, self.vals, all_keys)
+        K.table_insert_rows(self.keys, self.vals, False, all_keys)
+
+    def release(self, nodes: np.ndarray) -> None:
+        pass
+
+
+class _DenseTable:
+    """A ``[num_nodes]`` int64 array of local ids (EMPTY where unsampled), reused across
+    batches: ``release`` empties only the entries a batch set."""
+
+    dense = True
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.keys = self.vals = array
+
+    def reserve(self, total: int, all_keys: np.ndarray) -> None:
+        pass
+
+    def release(self, nodes: np.ndarray) -> None:
+        K.clear_dense(self.keys, nodes)
 
 
 class NeighborSampler:
@@ -115,6 +146,8 @@ class NeighborSampler:
         self.replace = bool(replace)
         self.subgraph_type = subgraph_type
         self.disjoint = bool(disjoint)
+        self._dense = not self.disjoint and graph.num_nodes <= DENSE_TABLE_MAX_NODES
+        self._per_thread = threading.local()
         self.weight: Optional[Tensor] = None
         self.cum_weight: Optional[Tensor] = None
         if edge_weight is None:
@@ -124,28 +157,42 @@ class NeighborSampler:
 
     def _set_weights(self, edge_weight: Tensor) -> None:
         if not isinstance(edge_weight, Tensor):
-            raise TypeError(f"edge weights must be a tensor, got {type(edge_weight).__name__}")
+            raise TypeError(f"edge_weight must be a tensor, got {type(edge_weight).__name__}")
         if not edge_weight.is_floating_point():
-            raise TypeError(f"edge weights must be floating point, got {edge_weight.dtype}")
+            raise TypeError(f"edge_weight must be floating point, got {edge_weight.dtype}")
         if edge_weight.dim() != 1 or edge_weight.numel() != self.graph.num_edges:
             raise ValueError(
-                f"edge weights must have shape [{self.graph.num_edges}], got {tuple(edge_weight.shape)}"
+                f"edge_weight must have shape [{self.graph.num_edges}], got {tuple(edge_weight.shape)}"
             )
         w = edge_weight.detach().to("cpu", torch.float64)
         bad = ~torch.isfinite(w) | (w < 0)
         if bool(bad.any()):
             e = int(bad.nonzero()[0])
-            raise ValueError(f"edge weights must be finite and >= 0, got {float(w[e])} at edge {e}")
+            raise ValueError(f"edge_weight must be finite and >= 0, got {float(w[e])} at edge {e}")
         w = w[self.graph.perm].contiguous()
-        cum = torch.cumsum(w, 0)
-        # Inclusive prefix sums restarted at every node's first edge.
-        indptr = self.graph.indptr
-        start_sum = torch.cat([cum.new_zeros(1), cum])[indptr[:-1]]
-        deg = self.graph.in_degree()
-        cum -= torch.repeat_interleave(start_sum, deg)
-        positive = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum((w > 0).long(), 0)])
-        self.weight, self.cum_weight = w, cum
-        self.num_candidates = positive[indptr[1:]] - positive[indptr[:-1]]
+        cum = np.empty(w.numel(), dtype=np.float64)
+        positive = np.empty(self.graph.num_nodes, dtype=np.int64)
+        K.segment_cumsum(self.graph.indptr.numpy(), w.numpy(), cum, positive)
+        self.weight, self.cum_weight = w, torch.from_numpy(cum)
+        self.num_candidates = torch.from_numpy(positive)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_per_thread"]  # dense tables are per process and thread
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._per_thread = threading.local()
+
+    def _node_table(self, num_seeds: int):
+        if not self._dense:
+            return _HashTable(num_seeds)
+        array = getattr(self._per_thread, "array", None)
+        if array is None:
+            array = np.full(self.graph.num_nodes, K.EMPTY, dtype=np.int64)
+            self._per_thread.array = array
+        return _DenseTable(array)
 
     def share_memory_(self) -> "NeighborSampler":
         self.graph.share_memory_()
@@ -169,8 +216,6 @@ class NeighborSampler:
     def sample_unchecked(self, seeds: Tensor, seed: int, batch: int) -> SampledSubgraph:
         """:meth:`sample` for seeds already validated (non-empty int64, in range)."""
         key = batch_key(seed, batch)
-        indptr, indices, perm = self.graph.numpy()
-        num_candidates = self.num_candidates.numpy()
         stride = self.graph.num_nodes if self.disjoint else 0
         seeds_np = seeds.numpy()
         num_seeds = seeds_np.shape[0]
@@ -180,11 +225,22 @@ class NeighborSampler:
             )
 
         tree = np.arange(num_seeds, dtype=np.int64) if self.disjoint else np.zeros(num_seeds, np.int64)
-        node_parts, tree_parts = [seeds_np], [tree]
         all_keys = tree * stride + seeds_np
-        table = _NodeTable(num_seeds)
-        K.table_insert_rows(table.keys, table.vals, all_keys)
+        table = self._node_table(num_seeds)
         key_parts = [all_keys]
+        try:
+            return self._grow(table, key, seeds_np, tree, key_parts, stride)
+        finally:
+            table.release(np.concatenate(key_parts))
+
+    def _grow(self, table, key, seeds_np, tree, key_parts, stride) -> SampledSubgraph:
+        """Samples hop after hop from the seeds. ``key_parts`` starts with the seeds'
+        dedup keys and collects the new nodes' keys (merged in place as it grows)."""
+        indptr, indices, perm = self.graph.numpy()
+        num_candidates = self.num_candidates.numpy()
+        num_seeds = seeds_np.shape[0]
+        K.table_insert_rows(table.keys, table.vals, table.dense, key_parts[0])
+        node_parts = [seeds_np]
 
         rows, cols, edges = [], [], []
         num_sampled_nodes, num_sampled_edges = [num_seeds], []
@@ -210,16 +266,15 @@ class NeighborSampler:
             K.expand_picks(pos, offsets, indices, perm, first_local, tree_all, stride,
                            nbr, nbr_key, edge, dst)
             if len(key_parts) > 1:
-                key_parts = [np.concatenate(key_parts)]
+                key_parts[:] = [np.concatenate(key_parts)]
             table.reserve(num_local + m, key_parts[0])
             src = np.empty(m, dtype=np.int64)
             new = np.empty(m, dtype=np.int64)
-            num_new = K.table_insert(table.keys, table.vals, nbr_key, num_local, src, new)
+            num_new = K.table_insert(table.keys, table.vals, table.dense, nbr_key, num_local, src, new)
             new = new[:num_new]
             frontier = nbr[new]
             new_tree = tree_all[dst[new]]
             node_parts.append(frontier)
-            tree_parts.append(new_tree)
             key_parts.append(nbr_key[new])
             tree_all = np.concatenate([tree_all, new_tree])
             rows.append(src)
@@ -251,13 +306,13 @@ class NeighborSampler:
     def _induced(self, nodes, tree, stride, table) -> tuple[Tensor, Tensor, Tensor]:
         indptr, indices, perm = self.graph.numpy()
         counts = np.empty(nodes.shape[0], dtype=np.int64)
-        K.count_induced(indptr, indices, nodes, tree, stride, table.keys, counts)
+        K.count_induced(indptr, indices, nodes, tree, stride, table.keys, table.dense, counts)
         offsets = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         m = int(offsets[-1])
         src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
         K.fill_induced(indptr, indices, perm, nodes, tree, stride, table.keys, table.vals,
-                       offsets, src, dst, edge)
+                       table.dense, offsets, src, dst, edge)
         return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
 
 

@@ -1,0 +1,1 @@
+"""The ``graphbatch`` command line: benchmarks."""

@@ -1,0 +1,32 @@
+"""``graphbatch`` console script."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from graphbatch.cli import sampler_bench, train_bench
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphbatch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "bench", help="train a model with a graphbatch loader and report accuracy, time, memory")
+    train_bench.add_arguments(bench)
+    what = bench.add_subparsers(dest="what")
+    sampler = what.add_parser("sampler", help="neighbor-sampling throughput on a 1M-node graph")
+    sampler_bench.add_arguments(sampler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.what == "sampler":
+        sampler_bench.run(args)
+    else:
+        train_bench.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""``graphbatch bench sampler``: neighbor-sampling throughput on the skewed 1M-node graph.
+
+Times the two stages of a batch separately (sampling ids; gathering the node and edge
+attributes into a ``Data``), then the loader end to end, and, where PyG's sampler
+backend (pyg-lib or torch-sparse) is importable, PyG's NeighborLoader on the same graph.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import torch
+
+from graphbatch.cli.report import print_table
+from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
+from graphbatch.graph import CSRGraph
+from graphbatch.loader import NeighborLoader
+
+
+@dataclass
+class Timing:
+    batches: int = 0
+    edges: int = 0
+    nodes: int = 0
+    sample_s: float = 0.0
+    gather_s: float = 0.0
+    total_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def row(self, name: str) -> dict:
+        ms = 1000 * self.total_s / self.batches
+        return {
+            "loader": name,
+            "ms/batch": f"{ms:.1f}",
+            "sample ms": f"{1000 * self.sample_s / self.batches:.1f}" if self.sample_s else "-",
+            "gather ms": f"{1000 * self.gather_s / self.batches:.1f}" if self.gather_s else "-",
+            "edges/s": f"{self.edges / self.total_s / 1e6:.2f} M",
+            "nodes/s": f"{self.nodes / self.total_s / 1e6:.2f} M",
+            "cores busy": f"{self.cpu_s / self.total_s:.2f}",
+        }
+
+
+def _stages(loader: NeighborLoader, num_batches: int, warmup: int) -> Timing:
+    """Sampling and gathering timed apart, in the main process."""
+    t = Timing()
+    loader.batches.new_epoch()
+    for i, item in enumerate(loader.batches):
+        if i == warmup + num_batches:
+            break
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = loader.neighbor_sampler.sample_unchecked(loader.input_nodes[item[2]], item[0], item[1])
+        w1 = time.perf_counter()
+        batch = loader.filter_fn(out, item[2])
+        w2, c2 = time.perf_counter(), time.process_time()
+        if i < warmup:
+            continue
+        t.batches += 1
+        t.edges += batch.num_edges
+        t.nodes += batch.num_nodes
+        t.sample_s += w1 - w0
+        t.gather_s += w2 - w1
+        t.total_s += w2 - w0
+        t.cpu_s += c2 - c0
+    return t
+
+
+def _end_to_end(loader, num_batches: int, warmup: int) -> Timing:
+    t = Timing()
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(num_batches):
+        batch = next(it)
+        t.batches += 1
+        t.edges += batch.num_edges
+        t.nodes += batch.num_nodes
+    t.total_s = time.perf_counter() - w0
+    t.cpu_s = time.process_time() - c0
+    return t
+
+
+def pyg_backend() -> str | None:
+    """The name of PyG's importable sampling backend, if any."""
+    for name in ("pyg_lib", "torch_sparse"):
+        try:
+            __import__(name)
+            return name
+        except ImportError:
+            continue
+    return None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-nodes", type=int, default=1_000_000)
+    p.add_argument("--num-pairs", type=int, default=10_000_000)
+    p.add_argument("--num-features", type=int, default=100)
+    p.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--num-seeds", type=int, default=100_000)
+    p.add_argument("--batches", type=int, default=30, help="timed batches per measurement")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    t0 = time.perf_counter()
+    data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
+    print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}, "
+          f"x {tuple(data.x.shape)} float32 (built in {time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    graph = CSRGraph.from_data(data)
+    print(f"CSRGraph built in {time.perf_counter() - t0:.2f} s")
+    torch.manual_seed(args.seed)
+    seeds = torch.randperm(args.num_nodes)[: args.num_seeds]
+    common = dict(num_neighbors=args.fanouts, input_nodes=seeds, batch_size=args.batch_size,
+                  shuffle=True)
+    loader = NeighborLoader(data, graph=graph, **common)
+    rows = [_stages(loader, args.batches, args.warmup).row("graphbatch (stages)"),
+            _end_to_end(loader, args.batches, args.warmup).row("graphbatch")]
+    backend = pyg_backend()
+    if backend is None:
+        print("PyG comparison skipped: neither pyg_lib nor torch_sparse is importable")
+    else:
+        from torch_geometric.loader import NeighborLoader as PyGNeighborLoader
+
+        pyg = PyGNeighborLoader(data, **common)
+        rows.append(_end_to_end(pyg, args.batches, args.warmup).row(f"PyG ({backend})"))
+    print_table(rows)
+    if backend is not None:
+        ours = float(rows[1]["edges/s"].split()[0])
+        theirs = float(rows[2]["edges/s"].split()[0])
+        print(f"graphbatch / PyG sampled edges/s: {ours / theirs:.1f}x")
+    return rows

@@ -40,15 +40,21 @@ def resolve_input_nodes(input_nodes: Any, num_nodes: int) -> Tensor:
     return nodes
 
 
-def _single_numba_thread(worker_init_fn: Optional[Callable[[int], None]]) -> Callable[[int], None]:
-    # Workers already run in parallel with each other; one kernel thread each avoids
-    # oversubscribing the cores, as torch does for its own threads in workers.
-    def init(worker_id: int) -> None:
-        numba.set_num_threads(1)
-        if worker_init_fn is not None:
-            worker_init_fn(worker_id)
+class _SingleNumbaThread:
+    """Worker init: one kernel thread per worker, then the user's ``worker_init_fn``.
 
-    return init
+    Workers already run in parallel with each other; one kernel thread each avoids
+    oversubscribing the cores, as torch does for its own threads in workers. A class,
+    not a closure, so that spawn and forkserver workers can unpickle it.
+    """
+
+    def __init__(self, worker_init_fn: Optional[Callable[[int], None]]) -> None:
+        self.worker_init_fn = worker_init_fn
+
+    def __call__(self, worker_id: int) -> None:
+        numba.set_num_threads(1)
+        if self.worker_init_fn is not None:
+            self.worker_init_fn(worker_id)
 
 
 class NeighborLoader(torch.utils.data.DataLoader):
@@ -161,7 +167,7 @@ class NeighborLoader(torch.utils.data.DataLoader):
         num_workers = kwargs.get("num_workers", 0)
         if num_workers > 0:
             neighbor_sampler.share_memory_()
-            kwargs["worker_init_fn"] = _single_numba_thread(kwargs.get("worker_init_fn"))
+            kwargs["worker_init_fn"] = _SingleNumbaThread(kwargs.get("worker_init_fn"))
             if not _numba.FORK_SAFE and kwargs.get("multiprocessing_context") is None:
                 kwargs["multiprocessing_context"] = "forkserver"
         super().__init__(

@@ -144,12 +144,13 @@ def expand_picks(pos, offsets, indices, perm, frontier_first_local, tree, stride
                  out_node, out_key, out_edge, out_dst):
     """Node id, dedup key, original edge id and local target of every picked position.
 
-    The frontier's local ids are ``frontier_first_local + i``; ``tree`` holds each local
-    node's tree (seed index) and ``stride`` is ``num_nodes`` in disjoint mode, else 0.
+    The frontier's local ids are ``frontier_first_local + i``. In disjoint mode ``tree``
+    holds each local node's tree (seed index) and ``stride`` is ``num_nodes``; otherwise
+    ``stride`` is 0 and ``tree`` is not read.
     """
     for i in prange(offsets.shape[0] - 1):
         dst = frontier_first_local + i
-        base = tree[dst] * stride
+        base = tree[dst] * stride if stride else 0
         for j in range(offsets[i], offsets[i + 1]):
             p = pos[j]
             u = indices[p]
@@ -203,7 +204,7 @@ def count_induced(indptr, indices, nodes, tree, stride, table_keys, dense, count
     """``counts[t]``: incoming edges of local node ``t`` whose source is a sampled node."""
     for t in prange(nodes.shape[0]):
         v = nodes[t]
-        base = tree[t] * stride
+        base = tree[t] * stride if stride else 0
         c = 0
         for p in range(indptr[v], indptr[v + 1]):
             if table_keys[_slot(table_keys, base + indices[p], dense)] != EMPTY:
@@ -217,7 +218,7 @@ def fill_induced(indptr, indices, perm, nodes, tree, stride, table_keys, table_v
     """The edges :func:`count_induced` counted: local source, local target, edge id."""
     for t in prange(nodes.shape[0]):
         v = nodes[t]
-        base = tree[t] * stride
+        base = tree[t] * stride if stride else 0
         j = offsets[t]
         for p in range(indptr[v], indptr[v + 1]):
             h = _slot(table_keys, base + indices[p], dense)

@@ -72,6 +72,8 @@ def _next_pow2(n: int) -> int:
     return 1 << max(4, (n - 1).bit_length())
 
 
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
 #: Graphs up to this many nodes dedup through a dense node-id -> local-id array
 #: (8 bytes a node, per sampling thread); larger ones, and disjoint mode, hash.
 DENSE_TABLE_MAX_NODES = 2**25
@@ -86,15 +88,15 @@ class _HashTable:
         self.keys = np.full(_next_pow2(2 * capacity_for), K.EMPTY, dtype=np.int64)
         self.vals = np.empty_like(self.keys)
 
-    def reserve(self, total: int, all_keys: np.ndarray) -> None:
-        """Makes room for ``total`` entries, re-inserting ``all_keys`` (row ``j`` -> ``j``)."""
+    def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
+        """Makes room for ``total`` entries, re-inserting the keys so far (row ``j`` -> ``j``)."""
         if 2 * total <= self.keys.shape[0]:
             return
         self.keys = np.full(_next_pow2(2 * total), K.EMPTY, dtype=np.int64)
         self.vals = np.empty_like(self.keys)
-        K.table_insert_rows(self.keys, self.vals, False, all_keys)
+        K.table_insert_rows(self.keys, self.vals, False, np.concatenate(key_parts))
 
-    def release(self, nodes: np.ndarray) -> None:
+    def release(self, key_parts: list[np.ndarray]) -> None:
         pass
 
 
@@ -107,11 +109,12 @@ class _DenseTable:
     def __init__(self, array: np.ndarray) -> None:
         self.keys = self.vals = array
 
-    def reserve(self, total: int, all_keys: np.ndarray) -> None:
+    def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
         pass
 
-    def release(self, nodes: np.ndarray) -> None:
-        K.clear_dense(self.keys, nodes)
+    def release(self, key_parts: list[np.ndarray]) -> None:
+        for keys in key_parts:
+            K.clear_dense(self.keys, keys)
 
 
 class NeighborSampler:
@@ -224,28 +227,31 @@ class NeighborSampler:
                 f"disjoint sampling needs batch size * num_nodes < 2**63, got {num_seeds} * {stride}"
             )
 
-        tree = np.arange(num_seeds, dtype=np.int64) if self.disjoint else np.zeros(num_seeds, np.int64)
-        all_keys = tree * stride + seeds_np
         table = self._node_table(num_seeds)
-        key_parts = [all_keys]
+        key_parts: list[np.ndarray] = []
         try:
-            return self._grow(table, key, seeds_np, tree, key_parts, stride)
+            return self._grow(table, key, seeds_np, key_parts, stride)
         finally:
-            table.release(np.concatenate(key_parts))
+            table.release(key_parts)
 
-    def _grow(self, table, key, seeds_np, tree, key_parts, stride) -> SampledSubgraph:
-        """Samples hop after hop from the seeds. ``key_parts`` starts with the seeds'
-        dedup keys and collects the new nodes' keys (merged in place as it grows)."""
+    def _grow(self, table, key: int, seeds_np: np.ndarray, key_parts: list[np.ndarray],
+              stride: int) -> SampledSubgraph:
+        """Samples hop after hop from the seeds, adding every node to ``table``; the dedup
+        keys of the nodes added go to ``key_parts``, for the caller to release."""
         indptr, indices, perm = self.graph.numpy()
         num_candidates = self.num_candidates.numpy()
         num_seeds = seeds_np.shape[0]
-        K.table_insert_rows(table.keys, table.vals, table.dense, key_parts[0])
+        # In disjoint mode each seed is its own tree; otherwise keys are node ids and no
+        # tree is kept.
+        tree = np.arange(num_seeds, dtype=np.int64) if self.disjoint else _EMPTY_I64
+        seed_keys = tree * stride + seeds_np if self.disjoint else seeds_np
+        K.table_insert_rows(table.keys, table.vals, table.dense, seed_keys)
+        key_parts.append(seed_keys)
         node_parts = [seeds_np]
 
         rows, cols, edges = [], [], []
         num_sampled_nodes, num_sampled_edges = [num_seeds], []
         frontier, first_local, num_local = seeds_np, 0, num_seeds
-        tree_all = tree
         for hop, fanout in enumerate(self.num_neighbors):
             counts = np.empty(frontier.shape[0], dtype=np.int64)
             K.count_picks(num_candidates, frontier, fanout, self.replace, counts)
@@ -263,20 +269,18 @@ class NeighborSampler:
             nbr_key = np.empty(m, dtype=np.int64)
             edge = np.empty(m, dtype=np.int64)
             dst = np.empty(m, dtype=np.int64)
-            K.expand_picks(pos, offsets, indices, perm, first_local, tree_all, stride,
+            K.expand_picks(pos, offsets, indices, perm, first_local, tree, stride,
                            nbr, nbr_key, edge, dst)
-            if len(key_parts) > 1:
-                key_parts[:] = [np.concatenate(key_parts)]
-            table.reserve(num_local + m, key_parts[0])
+            table.reserve(num_local + m, key_parts)
             src = np.empty(m, dtype=np.int64)
             new = np.empty(m, dtype=np.int64)
             num_new = K.table_insert(table.keys, table.vals, table.dense, nbr_key, num_local, src, new)
             new = new[:num_new]
             frontier = nbr[new]
-            new_tree = tree_all[dst[new]]
+            key_parts.append(nbr_key[new] if self.disjoint else frontier)
             node_parts.append(frontier)
-            key_parts.append(nbr_key[new])
-            tree_all = np.concatenate([tree_all, new_tree])
+            if self.disjoint:
+                tree = np.concatenate([tree, tree[dst[new]]])
             rows.append(src)
             cols.append(dst)
             edges.append(edge)
@@ -286,7 +290,7 @@ class NeighborSampler:
 
         nodes = np.concatenate(node_parts)
         if self.subgraph_type == "induced":
-            row, col, edge = self._induced(nodes, tree_all, stride, table)
+            row, col, edge = self._induced(nodes, tree, stride, table)
             num_sampled_edges = None
         else:
             row, col, edge = (torch.from_numpy(np.concatenate(a)) for a in (rows, cols, edges))
@@ -298,7 +302,7 @@ class NeighborSampler:
             row=row,
             col=col,
             edge=edge,
-            batch=torch.from_numpy(tree_all) if self.disjoint else None,
+            batch=torch.from_numpy(tree) if self.disjoint else None,
             num_sampled_nodes=num_sampled_nodes,
             num_sampled_edges=num_sampled_edges,
         )

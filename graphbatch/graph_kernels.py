@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scatter_by_target(src, dst, indptr, indices, perm):
     cursor = indptr[:-1].copy()
     for e in range(dst.shape[0]):

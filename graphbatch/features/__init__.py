@@ -1,4 +1,5 @@
-"""Feature gathering: rows of host-memory tables by node or edge id."""
-from graphbatch.features.gather import gather_rows
+"""Feature store and gather backends: host tables, CPU reused buffers, CUDA zero-copy."""
+from graphbatch.features.buffers import BufferPool
+from graphbatch.features.store import FeatureStore
 
-__all__ = ["gather_rows"]
+__all__ = ["BufferPool", "FeatureStore"]

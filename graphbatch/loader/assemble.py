@@ -2,26 +2,35 @@
 from __future__ import annotations
 
 import copy
+from typing import Optional
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from graphbatch.features import gather_rows
+from graphbatch.features import FeatureStore
 from graphbatch.sampling.neighbor import SampledSubgraph
 
 
 def _index(value, index: Tensor, dim: int):
     if isinstance(value, Tensor):
-        return gather_rows(value, index.to(value.device), dim)
+        return value.index_select(dim, index.to(value.device))
     return value[index.numpy()]  # numpy arrays and the like
 
 
-def slice_data(data: Data, out: SampledSubgraph) -> Data:
-    """A shallow copy of ``data`` with node attributes sliced by ``out.node`` and edge
-    attributes by ``out.edge``, ``edge_index`` replaced by ``[out.row, out.col]`` (``[2, m]``
-    int64, local ids), and the PyG batch fields ``n_id``, ``e_id``, ``num_sampled_nodes``,
-    ``num_sampled_edges`` and ``batch`` (disjoint mode) added."""
+def assemble(
+    data: Data,
+    out: SampledSubgraph,
+    nodes: FeatureStore,
+    edges: FeatureStore,
+    device: Optional[torch.device] = None,
+) -> Data:
+    """The batch of ``out``: a shallow copy of ``data`` whose node attributes are sliced by
+    ``out.node`` and edge attributes by ``out.edge`` (tables of the feature stores
+    gathered by them, other attributes indexed), with ``edge_index`` ``[2, m]`` int64 in
+    local ids and the PyG batch fields ``n_id``, ``e_id``, ``num_sampled_nodes``,
+    ``num_sampled_edges`` and ``batch`` (disjoint mode). Moved to ``device`` if given.
+    """
     store = data._store
     batch = copy.copy(data)
     out_store = batch._store
@@ -29,13 +38,20 @@ def slice_data(data: Data, out: SampledSubgraph) -> Data:
         if key == "num_nodes":
             out_store.num_nodes = out.node.numel()
         elif key == "edge_index":
-            out_store.edge_index = torch.stack([out.row, out.col]).to(value.device)
+            continue
         elif key == "adj_t":
             raise NotImplementedError("data with 'adj_t' is not supported yet; give edge_index")
+        elif key in nodes or key in edges:
+            del out_store[key]  # gathered below
         elif store.is_node_attr(key):
             out_store[key] = _index(value, out.node, data.__cat_dim__(key, value, store))
         elif store.is_edge_attr(key):
             out_store[key] = _index(value, out.edge, data.__cat_dim__(key, value, store))
+    for name in nodes.names:
+        out_store[name] = nodes.gather_unchecked(name, out.node, device)
+    for name in edges.names:
+        out_store[name] = edges.gather_unchecked(name, out.edge, device)
+    out_store.edge_index = torch.stack([out.row, out.col])
     if "n_id" not in store:
         batch.n_id = out.node
     if "e_id" not in store:
@@ -44,4 +60,6 @@ def slice_data(data: Data, out: SampledSubgraph) -> Data:
         batch.batch = out.batch
     batch.num_sampled_nodes = out.num_sampled_nodes
     batch.num_sampled_edges = out.num_sampled_edges
+    if device is not None:
+        batch = batch.to(device, non_blocking=True)
     return batch

@@ -12,8 +12,10 @@ from torch_geometric.data import Data
 from graphbatch import _numba
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
 from graphbatch.graph import CSRGraph
-from graphbatch.loader.assemble import slice_data
+from graphbatch.features import FeatureStore
+from graphbatch.loader.assemble import assemble
 from graphbatch.loader.batches import ItemDataset, SeededBatches
+from graphbatch.loader.prefetch import Prefetcher
 from graphbatch.sampling.neighbor import NeighborSampler, SampledSubgraph
 
 
@@ -82,9 +84,18 @@ class NeighborLoader(torch.utils.data.DataLoader):
             picked with probability proportional to it.
         transform: applied to each ``Data`` batch.
         transform_sampler_output: applied to each :class:`SampledSubgraph` first.
-        filter_per_worker: slice the attributes in the workers (default when None)
-            rather than in the main process.
+        filter_per_worker: build the ``Data`` batches (gather their features) in the
+            worker processes. By default (None, False) workers only sample, and the
+            features are gathered in the main process, in the prefetch thread, into
+            reused buffers or straight onto ``device``.
         graph: a prebuilt :class:`CSRGraph` of ``data`` to reuse across loaders.
+        node_store, edge_store: :class:`~graphbatch.features.FeatureStore` of node and
+            edge tables (memory-mapped, half precision, ...); by default the tensor
+            attributes of ``data``. Their tables become batch attributes of those names.
+        device: where batches arrive; on CUDA, node features are read by the GPU from
+            pinned host memory (zero-copy).
+        prefetch: batches kept ready by a background thread (0: none, batches are
+            built on demand).
         **kwargs: ``torch.utils.data.DataLoader`` arguments (``batch_size``, ``shuffle``,
             ``drop_last``, ``num_workers``, ``persistent_workers``, ``pin_memory``,
             ``generator``, ``sampler``, ...).
@@ -109,6 +120,10 @@ class NeighborLoader(torch.utils.data.DataLoader):
         neighbor_sampler: Optional[NeighborSampler] = None,
         directed: bool = True,
         graph: Optional[CSRGraph] = None,
+        node_store: Optional[FeatureStore] = None,
+        edge_store: Optional[FeatureStore] = None,
+        device: Union[str, torch.device, None] = None,
+        prefetch: int = 2,
         **kwargs: Any,
     ) -> None:
         if not isinstance(data, Data):
@@ -159,7 +174,20 @@ class NeighborLoader(torch.utils.data.DataLoader):
         self.input_nodes = resolve_input_nodes(input_nodes, neighbor_sampler.graph.num_nodes)
         self.transform = transform
         self.transform_sampler_output = transform_sampler_output
-        self.filter_per_worker = True if filter_per_worker is None else bool(filter_per_worker)
+        self.filter_per_worker = bool(filter_per_worker)
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        self.prefetch = prefetch
+        self.device = torch.device(device) if device is not None else None
+        self.node_store = FeatureStore.from_data(data, "node") if node_store is None else node_store
+        self.edge_store = FeatureStore.from_data(data, "edge") if edge_store is None else edge_store
+        num_nodes = neighbor_sampler.graph.num_nodes
+        for name, store, rows in (("node_store", self.node_store, num_nodes),
+                                  ("edge_store", self.edge_store, neighbor_sampler.graph.num_edges)):
+            if not isinstance(store, FeatureStore):
+                raise TypeError(f"{name} must be a FeatureStore, got {type(store).__name__}")
+            if store.names and store.num_rows != rows:
+                raise ValueError(f"{name} has {store.num_rows} rows, the graph {rows}")
         self.batches = SeededBatches(
             self.input_nodes.numel(), batch_size, shuffle, drop_last, generator, order_sampler
         )
@@ -167,6 +195,9 @@ class NeighborLoader(torch.utils.data.DataLoader):
         num_workers = kwargs.get("num_workers", 0)
         if num_workers > 0:
             neighbor_sampler.share_memory_()
+            if self.filter_per_worker:
+                self.node_store.share_memory_()
+                self.edge_store.share_memory_()
             kwargs["worker_init_fn"] = _SingleNumbaThread(kwargs.get("worker_init_fn"))
             if not _numba.FORK_SAFE and kwargs.get("multiprocessing_context") is None:
                 kwargs["multiprocessing_context"] = "forkserver"
@@ -183,39 +214,45 @@ class NeighborLoader(torch.utils.data.DataLoader):
         if self.transform_sampler_output is not None:
             out = self.transform_sampler_output(out)
         if self.filter_per_worker:
-            return self.filter_fn(out, input_id)
+            return self.filter_fn(out, input_id, device=None)
         return out, input_id
 
-    def filter_fn(self, out: SampledSubgraph, input_id: Tensor) -> Data:
+    def filter_fn(self, out: SampledSubgraph, input_id: Tensor,
+                  device: Optional[torch.device] = None) -> Data:
         """Joins the sampled ids with the graph's attributes into a ``Data`` batch."""
-        batch = slice_data(self.data, out)
-        batch.input_id = input_id
+        batch = assemble(self.data, out, self.node_store, self.edge_store, device)
+        batch.input_id = input_id if device is None else input_id.to(device)
         batch.batch_size = input_id.numel()
         return batch if self.transform is None else self.transform(batch)
+
+    def _finish(self, sampled: Any) -> Data:
+        if self.filter_per_worker:
+            return sampled if self.device is None else sampled.to(self.device, non_blocking=True)
+        return self.filter_fn(*sampled, device=self.device)
 
     def __iter__(self):
         self.batches.new_epoch()
         it = super().__iter__()
-        if self.filter_per_worker:
-            return it
-        return _FilterInMain(it, self.filter_fn)
+        if self.prefetch > 0:
+            return Prefetcher(it, self._finish, self.prefetch, self.device, len(self))
+        return _Mapped(it, self._finish)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_neighbors={self.neighbor_sampler.num_neighbors})"
 
 
-class _FilterInMain:
-    """Wraps a DataLoader iterator to build the ``Data`` batches in the main process."""
+class _Mapped:
+    """A DataLoader iterator whose items go through ``fn`` on the way out."""
 
-    def __init__(self, it, filter_fn: Callable[[SampledSubgraph, Tensor], Data]) -> None:
+    def __init__(self, it, fn: Callable[[Any], Data]) -> None:
         self.it = it
-        self.filter_fn = filter_fn
+        self.fn = fn
 
     def __iter__(self):
         return self
 
     def __next__(self) -> Data:
-        return self.filter_fn(*next(self.it))
+        return self.fn(next(self.it))
 
     def __len__(self) -> int:
         return len(self.it)

@@ -23,7 +23,7 @@ from graphbatch.sampling._rng import mix64, randint, stream, uniform
 EMPTY = -1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def segment_cumsum(indptr, weight, out_cum, out_positive):
     """Inclusive prefix sums of ``weight`` restarted at each node's first edge (exact per
     node, whatever the other nodes' weights), and each node's count of positive weights."""
@@ -38,7 +38,7 @@ def segment_cumsum(indptr, weight, out_cum, out_positive):
         out_positive[v] = positive
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def count_picks(num_candidates, frontier, fanout, replace, counts):
     """``counts[i]``: neighbors to pick for ``frontier[i]``, given its candidate count."""
     for i in prange(frontier.shape[0]):
@@ -51,7 +51,7 @@ def count_picks(num_candidates, frontier, fanout, replace, counts):
             counts[i] = fanout
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def pick_uniform(indptr, frontier, offsets, fanout, replace, key, hop, out_pos):
     """Writes the picked CSC positions of ``frontier[i]`` to ``out_pos[offsets[i]:offsets[i+1]]``."""
     for i in prange(frontier.shape[0]):
@@ -92,7 +92,7 @@ def pick_uniform(indptr, frontier, offsets, fanout, replace, key, hop, out_pos):
                         break
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def pick_weighted(indptr, num_candidates, weight, cum_weight, frontier, offsets, fanout,
                   replace, key, hop, out_pos):
     """As :func:`pick_uniform`, with probability proportional to ``weight`` (CSC order).
@@ -139,7 +139,7 @@ def pick_weighted(indptr, num_candidates, weight, cum_weight, frontier, offsets,
                 out_pos[lo + j] = start + order[deg - 1 - j]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def expand_picks(pos, offsets, indices, perm, frontier_first_local, tree, stride,
                  out_node, out_key, out_edge, out_dst):
     """Node id, dedup key, original edge id and local target of every picked position.
@@ -171,7 +171,7 @@ def _slot(table_keys, k, dense):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def table_insert(table_keys, table_vals, dense, keys, next_local, out_local, out_new):
     """Maps each key to its local id, giving unseen keys ``next_local, next_local + 1, ...``.
 
@@ -189,7 +189,7 @@ def table_insert(table_keys, table_vals, dense, keys, next_local, out_local, out
     return num_new
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def table_insert_rows(table_keys, table_vals, dense, keys):
     """Inserts ``keys[j]`` with local id ``j`` unless already present (first wins)."""
     for j in range(keys.shape[0]):
@@ -199,7 +199,7 @@ def table_insert_rows(table_keys, table_vals, dense, keys):
             table_vals[h] = j
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def count_induced(indptr, indices, nodes, tree, stride, table_keys, dense, counts):
     """``counts[t]``: incoming edges of local node ``t`` whose source is a sampled node."""
     for t in prange(nodes.shape[0]):
@@ -212,7 +212,7 @@ def count_induced(indptr, indices, nodes, tree, stride, table_keys, dense, count
         counts[t] = c
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def fill_induced(indptr, indices, perm, nodes, tree, stride, table_keys, table_vals, dense,
                  offsets, out_src, out_dst, out_edge):
     """The edges :func:`count_induced` counted: local source, local target, edge id."""
@@ -229,7 +229,7 @@ def fill_induced(indptr, indices, perm, nodes, tree, stride, table_keys, table_v
                 j += 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def clear_dense(table, nodes):
     """Empties the dense table's entries of ``nodes``, ready for the next batch."""
     for i in prange(nodes.shape[0]):

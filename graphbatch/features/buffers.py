@@ -1,0 +1,89 @@
+"""Host output buffers for gathered rows: huge-page backed, pinned when CUDA is present,
+and reused once no batch holds them.
+
+A batch's node features are hundreds of MB on large graphs. An allocating
+``index_select`` spends most of its time in page faults on the new memory (measured
+here: 71 ms for 435k rows of 400 B, against 19 ms into a buffer already touched), so
+buffers are kept and refilled. A buffer must never be overwritten while someone still
+holds a batch in it (``list(loader)``, a loop keeping the previous batch): each buffer
+is handed out through a fresh numpy view, which every tensor and view made from it keeps
+alive; the pool holds only a weak reference to that view, and reuses the buffer only
+once the view is gone.
+"""
+from __future__ import annotations
+
+import mmap
+import weakref
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_HUGE_PAGE = 2 << 20
+#: Below this size a plain allocation is as fast; pooling would only hold memory.
+POOL_MIN_BYTES = 4 << 20
+
+
+def element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def mapped_bytes(nbytes: int) -> np.ndarray:
+    """``nbytes`` (rounded up to 2 MiB) of fresh anonymous memory as a uint8 array,
+    advised to use transparent huge pages, which cuts first-touch faults 512-fold."""
+    size = max(_HUGE_PAGE, -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    return np.frombuffer(buf, dtype=np.uint8)
+
+
+def as_tensor(raw: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """The first bytes of ``raw`` (uint8) as a tensor of ``shape`` and ``dtype``."""
+    nbytes = int(np.prod(shape)) * element_size(dtype)
+    return torch.from_numpy(raw[:nbytes]).view(dtype).view(shape)
+
+
+class BufferPool:
+    """Up to ``capacity`` reusable host buffers.
+
+    Args:
+        capacity: buffers kept for reuse; more live batches than that get buffers of
+            their own, freed as usual.
+        register: called once on each new buffer (``[nbytes]`` uint8), e.g. to pin it
+            in place for CUDA; its result is kept alive with the buffer.
+    """
+
+    def __init__(self, capacity: int = 6, register: Optional[Callable[[np.ndarray], object]] = None):
+        self.capacity = capacity
+        self.register = register
+        self._buffers: list[list] = []  # [raw uint8 array, registration, weakref or None]
+        self.allocations = 0  # new buffers made, for tests and benchmarks
+
+    def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """An uninitialised tensor on a buffer no live tensor uses."""
+        nbytes = int(np.prod(shape)) * element_size(dtype)
+        if nbytes < POOL_MIN_BYTES:
+            return torch.empty(shape, dtype=dtype)
+        slot = self._free_slot(nbytes)
+        view = slot[0][:nbytes]  # a fresh ndarray object: its lifetime marks the use
+        if any(s is slot for s in self._buffers):
+            slot[2] = weakref.ref(view)
+        elif slot[1] is not None:
+            weakref.finalize(view, lambda registration: None, slot[1])  # lives as long as the view
+        return torch.from_numpy(view).view(dtype).view(shape)
+
+    def _free_slot(self, nbytes: int) -> list:
+        free = [s for s in self._buffers if s[2] is None or s[2]() is None]
+        fitting = [s for s in free if s[0].nbytes >= nbytes]
+        if fitting:
+            return min(fitting, key=lambda s: s[0].nbytes)
+        self.allocations += 1
+        raw = mapped_bytes(nbytes + nbytes // 4)  # headroom: batch sizes vary
+        slot = [raw, self.register(raw) if self.register else None, None]
+        if len(self._buffers) < self.capacity:
+            self._buffers.append(slot)
+        elif free:  # a free buffer too small for today's batches: replace it
+            self._buffers[self._buffers.index(free[0])] = slot
+        return slot  # else a one-off buffer, freed with its last view

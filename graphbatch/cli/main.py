@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from graphbatch.cli import sampler_bench, train_bench
+from graphbatch.cli import gather_bench, pipeline_bench, sampler_bench, train_bench
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
     what = bench.add_subparsers(dest="what")
     sampler = what.add_parser("sampler", help="neighbor-sampling throughput on a 1M-node graph")
     sampler_bench.add_arguments(sampler)
+    gather = what.add_parser("gather", help="feature-gather bandwidth against memcpy (and GPU paths)")
+    gather_bench.add_arguments(gather)
+    pipeline = what.add_parser("pipeline", help="epoch time breakdown with and without prefetch")
+    pipeline_bench.add_arguments(pipeline)
     return parser
 
 
@@ -23,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.what == "sampler":
         sampler_bench.run(args)
+    elif args.what == "gather":
+        gather_bench.run(args)
+    elif args.what == "pipeline":
+        pipeline_bench.run(args)
     else:
         train_bench.run(args)
     return 0

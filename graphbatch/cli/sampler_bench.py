@@ -49,9 +49,9 @@ def _stages(loader: NeighborLoader, num_batches: int, warmup: int) -> Timing:
         if i == warmup + num_batches:
             break
         c0, w0 = time.process_time(), time.perf_counter()
-        out = loader.neighbor_sampler.sample_unchecked(loader.input_nodes[item[2]], item[0], item[1])
+        sampled = loader.collate_fn(item)  # ids only: (SampledSubgraph, input_id)
         w1 = time.perf_counter()
-        batch = loader.filter_fn(out, item[2])
+        batch = loader.filter_fn(*sampled)
         w2, c2 = time.perf_counter(), time.process_time()
         if i < warmup:
             continue

@@ -1,0 +1,118 @@
+"""``graphbatch bench pipeline``: where an epoch's time goes, with and without prefetch.
+
+Trains the 2-layer GraphSAGE of ``graphbatch bench`` for one epoch per mode and splits
+the time into sampling, feature gathering, the host-to-device transfer (CUDA only),
+training, and the time the training loop waited for data. Without prefetch the loop
+waits for every sample and gather; with it, a background thread builds the next
+batches during the training step.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from graphbatch.cli.report import print_table
+from graphbatch.cli.train_bench import SAGE
+from graphbatch.datasets import NAMES, load
+from graphbatch.graph import CSRGraph
+from graphbatch.loader import NeighborLoader
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="synthetic", choices=NAMES)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--prefetch", type=int, default=2)
+    p.add_argument("--max-batches", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged: bool) -> dict:
+    """One (truncated) epoch. ``staged`` runs the loader's stages one by one in the loop
+    (sample, gather, copy to the device), timing each; otherwise the loader runs them in
+    its prefetch thread and the loop times its waits."""
+    t = dict(sample=0.0, gather=0.0, transfer=0.0, train=0.0, wait=0.0, batches=0)
+    if staged:
+        loader.batches.new_epoch()
+        items = iter(loader.batches)
+    else:
+        it = iter(loader)
+    start = time.perf_counter()
+    for _ in range(max_batches):
+        w0 = time.perf_counter()
+        if staged:
+            sampled = loader.collate_fn(next(items))  # ids only: (SampledSubgraph, input_id)
+            w1 = time.perf_counter()
+            batch = loader.filter_fn(*sampled)
+            w2 = time.perf_counter()
+            moved = batch.to(device)
+            _sync(device)
+            w3 = time.perf_counter()
+            t["sample"] += w1 - w0
+            t["gather"] += w2 - w1
+            t["transfer"] += w3 - w2
+            batch = moved
+        else:
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            t["wait"] += time.perf_counter() - w0
+        s0 = time.perf_counter()
+        opt.zero_grad()
+        out = model(batch.x, batch.edge_index)[: batch.batch_size]
+        F.cross_entropy(out, batch.y[: batch.batch_size]).backward()
+        opt.step()
+        _sync(device)
+        t["train"] += time.perf_counter() - s0
+        t["batches"] += 1
+    t["epoch"] = time.perf_counter() - start
+    if staged:
+        t["wait"] = t["sample"] + t["gather"] + t["transfer"]
+    return t
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = load(args.dataset)
+    graph = CSRGraph.from_data(data)
+    rows = []
+    for name, prefetch in (("no prefetch", 0), (f"prefetch {args.prefetch}", args.prefetch)):
+        torch.manual_seed(args.seed)
+        model = SAGE(data.num_features, args.hidden, int(data.y.max()) + 1).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        staged = prefetch == 0
+        loader = NeighborLoader(
+            data, args.fanouts, input_nodes=data.train_mask, graph=graph, shuffle=True,
+            batch_size=args.batch_size, prefetch=prefetch,
+            device=None if staged else device,
+        )
+        _epoch(loader, model, opt, device, 3, staged)  # warm-up: kernels, allocator, buffers
+        t = _epoch(loader, model, opt, device, args.max_batches, staged)
+        n = t["batches"]
+        rows.append({
+            "mode": name,
+            "batches": n,
+            "sample ms": f"{1000 * t['sample'] / n:.1f}" if staged else "-",
+            "gather ms": f"{1000 * t['gather'] / n:.1f}" if staged else "-",
+            "transfer ms": f"{1000 * t['transfer'] / n:.1f}" if staged else "-",
+            "train ms": f"{1000 * t['train'] / n:.1f}",
+            "wait ms": f"{1000 * t['wait'] / n:.1f}",
+            "epoch s": f"{t['epoch']:.2f}",
+        })
+        rows[-1]["_wait"] = t["wait"] / n
+    print(f"{args.dataset}: {data.num_nodes:,} nodes; fanouts {args.fanouts}, batch "
+          f"{args.batch_size}; device {device}")
+    ratio = rows[1].pop("_wait") / rows[0].pop("_wait")
+    print_table(rows)
+    print(f"waiting with prefetch / sampling + gathering without: {100 * ratio:.0f}%")
+    return rows

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The CUDA checks, prepared as one run for a machine with a GPU (the `device` tool):
+#   run(command="bash benchmarks/gpu_check.sh", timeout_s=540)
+# Uses that machine's own python3 (PyTorch with CUDA, torch-geometric and numba are
+# preinstalled there); logs go to $OUT. No GPU has run this yet: see the README.
+set -uo pipefail
+out=${OUT:-/tmp}
+export PYTHONPATH=$PWD
+python3 - <<'PY' 2>&1 | tee "$out/device.log"
+import torch, torch_geometric, numba
+print("torch", torch.__version__, "pyg", torch_geometric.__version__, "numba", numba.__version__)
+print("device", torch.cuda.get_device_name(), torch.cuda.get_device_properties(0).total_memory >> 30, "GiB")
+PY
+timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_zero_copy.py \
+    tests/test_feature_store.py tests/test_prefetch.py 2>&1 | tee "$out/cuda_tests.log"
+timeout 150 python3 -m graphbatch.cli.main bench gather --row-bytes 128 256 512 1024 4096 \
+    --table-mib 4096 --gather-mib 512 2>&1 | tee "$out/gather_bench.log"
+timeout 120 python3 -m graphbatch.cli.main bench pipeline 2>&1 | grep -v '%|' | tee "$out/pipeline_bench.log"

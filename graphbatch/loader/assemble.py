@@ -9,7 +9,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from graphbatch.features import FeatureStore
-from graphbatch.sampling.neighbor import SampledSubgraph
+from graphbatch.sampling.subgraph import SampledSubgraph
 
 
 def _index(value, index: Tensor, dim: int):
@@ -58,8 +58,9 @@ def assemble(
         batch.e_id = out.edge
     if out.batch is not None:
         batch.batch = out.batch
-    batch.num_sampled_nodes = out.num_sampled_nodes
-    batch.num_sampled_edges = out.num_sampled_edges
+    if out.num_sampled_nodes is not None:
+        batch.num_sampled_nodes = out.num_sampled_nodes
+        batch.num_sampled_edges = out.num_sampled_edges
     if device is not None:
         batch = batch.to(device, non_blocking=True)
     return batch

@@ -6,7 +6,6 @@ turns them into a ``Data`` batch.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -16,35 +15,16 @@ from torch import Tensor
 from graphbatch._validate import as_index_tensor, check_node_range
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _neighbor_kernels as K
+from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
+from graphbatch.sampling.subgraph import (
+    DENSE_TABLE_MAX_NODES, SampledSubgraph, induced_edges, node_table,
+)
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
 #: Larger fanouts mean nothing (no node has 2**31 neighbors) and would overflow counts.
 MAX_FANOUT = 2**31 - 1
-
-
-@dataclass
-class SampledSubgraph:
-    """Ids of one sampled subgraph; field names follow PyG's ``SamplerOutput``.
-
-    Attributes:
-        node: ``[n]`` int64 global node ids, the seeds first in input order.
-        row: ``[m]`` int64 local source ids (index into ``node``).
-        col: ``[m]`` int64 local target ids; messages flow ``row -> col``.
-        edge: ``[m]`` int64 original edge ids (columns of the input ``edge_index``).
-        batch: ``[n]`` int64 seed index of every node in disjoint mode, else None.
-        num_sampled_nodes: nodes added per hop, seeds first (``len == hops + 1``).
-        num_sampled_edges: edges added per hop, or None where edges are not per hop
-            (``'induced'`` and ``'bidirectional'`` subgraphs).
-    """
-
-    node: Tensor
-    row: Tensor
-    col: Tensor
-    edge: Tensor
-    batch: Optional[Tensor]
-    num_sampled_nodes: list[int]
-    num_sampled_edges: Optional[list[int]]
 
 
 def check_num_neighbors(num_neighbors: object) -> list[int]:
@@ -66,55 +46,6 @@ def check_num_neighbors(num_neighbors: object) -> list[int]:
                 f"num_neighbors[{hop}] must be -1 (all) or in [0, {MAX_FANOUT}], got {f}"
             )
     return [int(f) for f in fanouts]
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(4, (n - 1).bit_length())
-
-
-_EMPTY_I64 = np.empty(0, dtype=np.int64)
-
-#: Graphs up to this many nodes dedup through a dense node-id -> local-id array
-#: (8 bytes a node, per sampling thread); larger ones, and disjoint mode, hash.
-DENSE_TABLE_MAX_NODES = 2**25
-
-
-class _HashTable:
-    """Open-addressing map from dedup key to local id, grown by rehashing."""
-
-    dense = False
-
-    def __init__(self, capacity_for: int) -> None:
-        self.keys = np.full(_next_pow2(2 * capacity_for), K.EMPTY, dtype=np.int64)
-        self.vals = np.empty_like(self.keys)
-
-    def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
-        """Makes room for ``total`` entries, re-inserting the keys so far (row ``j`` -> ``j``)."""
-        if 2 * total <= self.keys.shape[0]:
-            return
-        self.keys = np.full(_next_pow2(2 * total), K.EMPTY, dtype=np.int64)
-        self.vals = np.empty_like(self.keys)
-        K.table_insert_rows(self.keys, self.vals, False, np.concatenate(key_parts))
-
-    def release(self, key_parts: list[np.ndarray]) -> None:
-        pass
-
-
-class _DenseTable:
-    """A ``[num_nodes]`` int64 array of local ids (EMPTY where unsampled), reused across
-    batches: ``release`` empties only the entries a batch set."""
-
-    dense = True
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.keys = self.vals = array
-
-    def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
-        pass
-
-    def release(self, key_parts: list[np.ndarray]) -> None:
-        for keys in key_parts:
-            K.clear_dense(self.keys, keys)
 
 
 class NeighborSampler:
@@ -188,15 +119,6 @@ class NeighborSampler:
         self.__dict__.update(state)
         self._per_thread = threading.local()
 
-    def _node_table(self, num_seeds: int):
-        if not self._dense:
-            return _HashTable(num_seeds)
-        array = getattr(self._per_thread, "array", None)
-        if array is None:
-            array = np.full(self.graph.num_nodes, K.EMPTY, dtype=np.int64)
-            self._per_thread.array = array
-        return _DenseTable(array)
-
     def share_memory_(self) -> "NeighborSampler":
         self.graph.share_memory_()
         for t in (self.num_candidates, self.weight, self.cum_weight):
@@ -227,7 +149,7 @@ class NeighborSampler:
                 f"disjoint sampling needs batch size * num_nodes < 2**63, got {num_seeds} * {stride}"
             )
 
-        table = self._node_table(num_seeds)
+        table = node_table(self._per_thread, self.graph.num_nodes, num_seeds, self._dense)
         key_parts: list[np.ndarray] = []
         try:
             return self._grow(table, key, seeds_np, key_parts, stride)
@@ -245,7 +167,7 @@ class NeighborSampler:
         # tree is kept.
         tree = np.arange(num_seeds, dtype=np.int64) if self.disjoint else _EMPTY_I64
         seed_keys = tree * stride + seeds_np if self.disjoint else seeds_np
-        K.table_insert_rows(table.keys, table.vals, table.dense, seed_keys)
+        T.table_insert_rows(table.keys, table.vals, table.dense, seed_keys)
         key_parts.append(seed_keys)
         node_parts = [seeds_np]
 
@@ -274,7 +196,7 @@ class NeighborSampler:
             table.reserve(num_local + m, key_parts)
             src = np.empty(m, dtype=np.int64)
             new = np.empty(m, dtype=np.int64)
-            num_new = K.table_insert(table.keys, table.vals, table.dense, nbr_key, num_local, src, new)
+            num_new = T.table_insert(table.keys, table.vals, table.dense, nbr_key, num_local, src, new)
             new = new[:num_new]
             frontier = nbr[new]
             key_parts.append(nbr_key[new] if self.disjoint else frontier)
@@ -290,7 +212,7 @@ class NeighborSampler:
 
         nodes = np.concatenate(node_parts)
         if self.subgraph_type == "induced":
-            row, col, edge = self._induced(nodes, tree, stride, table)
+            row, col, edge = induced_edges(self.graph, nodes, tree, stride, table)
             num_sampled_edges = None
         else:
             row, col, edge = (torch.from_numpy(np.concatenate(a)) for a in (rows, cols, edges))
@@ -306,18 +228,6 @@ class NeighborSampler:
             num_sampled_nodes=num_sampled_nodes,
             num_sampled_edges=num_sampled_edges,
         )
-
-    def _induced(self, nodes, tree, stride, table) -> tuple[Tensor, Tensor, Tensor]:
-        indptr, indices, perm = self.graph.numpy()
-        counts = np.empty(nodes.shape[0], dtype=np.int64)
-        K.count_induced(indptr, indices, nodes, tree, stride, table.keys, table.dense, counts)
-        offsets = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        m = int(offsets[-1])
-        src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
-        K.fill_induced(indptr, indices, perm, nodes, tree, stride, table.keys, table.vals,
-                       table.dense, offsets, src, dst, edge)
-        return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
 
 
 def _to_bidirectional(row: Tensor, col: Tensor, edge: Tensor, num_nodes: int):

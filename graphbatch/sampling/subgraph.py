@@ -1,0 +1,115 @@
+"""What samplers return, and the node table they build it with."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphbatch.graph import CSRGraph
+from graphbatch.sampling import _table_kernels as T
+
+
+@dataclass
+class SampledSubgraph:
+    """Ids of one sampled subgraph; field names follow PyG's ``SamplerOutput``.
+
+    Attributes:
+        node: ``[n]`` int64 global node ids (neighbor sampling: the seeds first, in input
+            order; subgraph samplers: sorted).
+        row: ``[m]`` int64 local source ids (index into ``node``).
+        col: ``[m]`` int64 local target ids; messages flow ``row -> col``.
+        edge: ``[m]`` int64 original edge ids (columns of the input ``edge_index``).
+        batch: ``[n]`` int64 seed index of every node in disjoint mode, else None.
+        num_sampled_nodes: nodes added per hop, seeds first (``len == hops + 1``); None
+            for samplers without hops.
+        num_sampled_edges: edges added per hop, or None where edges are not per hop
+            (``'induced'`` and ``'bidirectional'`` subgraphs, samplers without hops).
+    """
+
+    node: Tensor
+    row: Tensor
+    col: Tensor
+    edge: Tensor
+    batch: Optional[Tensor] = None
+    num_sampled_nodes: Optional[list[int]] = None
+    num_sampled_edges: Optional[list[int]] = None
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(4, (n - 1).bit_length())
+
+
+#: Graphs up to this many nodes dedup through a dense node-id -> local-id array
+#: (8 bytes a node, per sampling thread); larger ones, and disjoint mode, hash.
+DENSE_TABLE_MAX_NODES = 2**25
+
+
+class HashTable:
+    """Open-addressing map from dedup key to local id, grown by rehashing."""
+
+    dense = False
+
+    def __init__(self, capacity_for: int) -> None:
+        self.keys = np.full(_next_pow2(2 * capacity_for), T.EMPTY, dtype=np.int64)
+        self.vals = np.empty_like(self.keys)
+
+    def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
+        """Makes room for ``total`` entries, re-inserting the keys so far (row ``j`` -> ``j``)."""
+        if 2 * total <= self.keys.shape[0]:
+            return
+        self.keys = np.full(_next_pow2(2 * total), T.EMPTY, dtype=np.int64)
+        self.vals = np.empty_like(self.keys)
+        T.table_insert_rows(self.keys, self.vals, False, np.concatenate(key_parts))
+
+    def release(self, key_parts: list[np.ndarray]) -> None:
+        pass
+
+
+class DenseTable:
+    """A ``[num_nodes]`` int64 array of local ids (EMPTY where unsampled), reused across
+    batches: ``release`` empties only the entries a batch set."""
+
+    dense = True
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.keys = self.vals = array
+
+    def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
+        pass
+
+    def release(self, key_parts: list[np.ndarray]) -> None:
+        for keys in key_parts:
+            T.clear_dense(self.keys, keys)
+
+
+def node_table(per_thread: threading.local, num_nodes: int, capacity_for: int, dense: bool):
+    """A node table for one sample: the calling thread's dense array (kept in
+    ``per_thread`` and reused across samples) or a fresh hash table."""
+    if not dense:
+        return HashTable(capacity_for)
+    array = getattr(per_thread, "array", None)
+    if array is None:
+        array = np.full(num_nodes, T.EMPTY, dtype=np.int64)
+        per_thread.array = array
+    return DenseTable(array)
+
+
+def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,
+              table) -> tuple[Tensor, Tensor, Tensor]:
+    """Every edge of ``graph`` among ``nodes`` (all already in ``table``, row ``t`` having
+    local id ``t``), as ``(row, col, edge)`` int64 tensors; in disjoint mode (``stride > 0``)
+    only edges within a tree. Grouped by target, in CSC order."""
+    indptr, indices, perm = graph.numpy()
+    counts = np.empty(nodes.shape[0], dtype=np.int64)
+    T.count_induced(indptr, indices, nodes, tree, stride, table.keys, table.dense, counts)
+    offsets = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    m = int(offsets[-1])
+    src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
+    T.fill_induced(indptr, indices, perm, nodes, tree, stride, table.keys, table.vals,
+                   table.dense, offsets, src, dst, edge)
+    return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)

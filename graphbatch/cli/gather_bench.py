@@ -38,49 +38,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _measure(row_bytes: int, args: argparse.Namespace, gen: torch.Generator, cuda: bool) -> dict:
+    """One table row: bandwidths for rows of ``row_bytes`` (its tables freed on return)."""
+    dim = row_bytes // 4
+    num_rows = (args.table_mib << 20) // row_bytes
+    n = (args.gather_mib << 20) // row_bytes
+    table = torch.randn(num_rows, dim, generator=gen)
+    store = FeatureStore({"x": table}, pin=cuda)
+    ids = torch.randint(num_rows, (n,), generator=gen)
+    sorted_ids = ids.sort().values
+    block = table[:n]
+    dst = torch.empty_like(block)
+    gb = n * row_bytes / 1e9
+    t_memcpy = _best_seconds(lambda: dst.copy_(block), args.repeats)
+    t_store = _best_seconds(lambda: store.gather_unchecked("x", ids), args.repeats)
+    t_sorted = _best_seconds(lambda: store.gather_unchecked("x", sorted_ids), args.repeats)
+    t_alloc = _best_seconds(lambda: table.index_select(0, ids), args.repeats)
+    row = {
+        "row B": row_bytes,
+        "memcpy GB/s": f"{gb / t_memcpy:.1f}",
+        "store GB/s": f"{gb / t_store:.1f}",
+        "% memcpy": f"{100 * t_memcpy / t_store:.0f}",
+        "sorted ids GB/s": f"{gb / t_sorted:.1f}",
+        "index_select alloc GB/s": f"{gb / t_alloc:.1f}",
+    }
+    if cuda:
+        pinned = torch.empty_like(block).pin_memory()
+        pinned.copy_(block)
+        dev = torch.empty_like(block, device="cuda")
+        t_h2d = _best_seconds(lambda: dev.copy_(pinned, non_blocking=True), args.repeats)
+        t_zero = _best_seconds(lambda: store.gather_unchecked("x", ids, "cuda"), args.repeats)
+        t_naive = _best_seconds(lambda: table.index_select(0, ids).to("cuda"), args.repeats)
+        row.update({
+            "pinned H2D GB/s": f"{gb / t_h2d:.1f}",
+            "zero-copy GB/s": f"{gb / t_zero:.1f}",
+            "% H2D": f"{100 * t_h2d / t_zero:.0f}",
+            "CPU gather+copy GB/s": f"{gb / t_naive:.1f}",
+            "zero-copy / naive": f"{t_naive / t_zero:.1f}x",
+        })
+    return row
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     gen = torch.Generator().manual_seed(args.seed)
-    rows = []
     cuda = torch.cuda.is_available()
-    for row_bytes in args.row_bytes:
-        dim = row_bytes // 4
-        num_rows = (args.table_mib << 20) // row_bytes
-        n = (args.gather_mib << 20) // row_bytes
-        table = torch.randn(num_rows, dim, generator=gen)
-        store = FeatureStore({"x": table}, pin=cuda)
-        ids = torch.randint(num_rows, (n,), generator=gen)
-        sorted_ids = ids.sort().values
-        block = table[:n]
-        dst = torch.empty_like(block)
-        gb = n * row_bytes / 1e9
-        t_memcpy = _best_seconds(lambda: dst.copy_(block), args.repeats)
-        t_store = _best_seconds(lambda: store.gather_unchecked("x", ids), args.repeats)
-        t_sorted = _best_seconds(lambda: store.gather_unchecked("x", sorted_ids), args.repeats)
-        t_alloc = _best_seconds(lambda: table.index_select(0, ids), args.repeats)
-        row = {
-            "row B": row_bytes,
-            "memcpy GB/s": f"{gb / t_memcpy:.1f}",
-            "store GB/s": f"{gb / t_store:.1f}",
-            "% memcpy": f"{100 * t_memcpy / t_store:.0f}",
-            "sorted ids GB/s": f"{gb / t_sorted:.1f}",
-            "index_select alloc GB/s": f"{gb / t_alloc:.1f}",
-        }
-        if cuda:
-            pinned = torch.empty_like(block).pin_memory()
-            pinned.copy_(block)
-            dev = torch.empty_like(block, device="cuda")
-            t_h2d = _best_seconds(lambda: dev.copy_(pinned, non_blocking=True), args.repeats)
-            t_zero = _best_seconds(lambda: store.gather_unchecked("x", ids, "cuda"), args.repeats)
-            t_naive = _best_seconds(lambda: table.index_select(0, ids).to("cuda"), args.repeats)
-            row.update({
-                "pinned H2D GB/s": f"{gb / t_h2d:.1f}",
-                "zero-copy GB/s": f"{gb / t_zero:.1f}",
-                "% H2D": f"{100 * t_h2d / t_zero:.0f}",
-                "CPU gather+copy GB/s": f"{gb / t_naive:.1f}",
-                "zero-copy / naive": f"{t_naive / t_zero:.1f}x",
-            })
-        rows.append(row)
-        del table, store, block, dst
+    rows = [_measure(row_bytes, args, gen, cuda) for row_bytes in args.row_bytes]
     device = torch.cuda.get_device_name() if cuda else "no CUDA device"
     print(f"gathered {args.gather_mib} MiB per call from a {args.table_mib} MiB table, "
           f"best of {args.repeats}; torch threads {torch.get_num_threads()}; {device}")

@@ -1,0 +1,187 @@
+"""What every graphbatch loader shares: seeded batch plans, sampling in workers or a
+thread, feature gathering from the stores, and the prefetch pipeline.
+
+A loader is a ``torch.utils.data.DataLoader`` over :class:`SeededBatches` items. Its
+``collate_fn`` samples ids (in a worker, or in the prefetch thread) and ``filter_fn``
+gathers the features into a ``Data`` batch (in the main process by default).
+Subclasses say how to sample (:meth:`BatchLoader.sample`) and which fields their
+batches add (:meth:`BatchLoader.decorate`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
+
+import numba
+import torch
+from torch_geometric.data import Data
+
+from graphbatch import _numba
+from graphbatch.features import FeatureStore
+from graphbatch.graph import CSRGraph
+from graphbatch.loader.assemble import assemble
+from graphbatch.loader.batches import ItemDataset, SeededBatches
+from graphbatch.loader.prefetch import Prefetcher
+from graphbatch.sampling.subgraph import SampledSubgraph
+
+
+def check_data(data: object, loader: str) -> None:
+    if not isinstance(data, Data):
+        raise NotImplementedError(
+            f"graphbatch.{loader} supports torch_geometric.data.Data, got "
+            f"{type(data).__name__} (heterogeneous and remote stores come later)"
+        )
+
+
+def graph_of(data: Data, graph: Optional[CSRGraph]) -> CSRGraph:
+    """``graph`` checked against ``data``, or the topology of ``data`` built now."""
+    if graph is None:
+        return CSRGraph.from_data(data)
+    if not isinstance(graph, CSRGraph):
+        raise TypeError(f"graph must be a CSRGraph, got {type(graph).__name__}")
+    if graph.num_nodes != data.num_nodes or graph.num_edges != data.num_edges:
+        raise ValueError(
+            f"graph ({graph}) does not match data (num_nodes={data.num_nodes}, "
+            f"num_edges={data.num_edges})"
+        )
+    return graph
+
+
+class _SingleNumbaThread:
+    """Worker init: one kernel thread per worker, then the user's ``worker_init_fn``.
+
+    Workers already run in parallel with each other; one kernel thread each avoids
+    oversubscribing the cores, as torch does for its own threads in workers. A class,
+    not a closure, so that spawn and forkserver workers can unpickle it.
+    """
+
+    def __init__(self, worker_init_fn: Optional[Callable[[int], None]]) -> None:
+        self.worker_init_fn = worker_init_fn
+
+    def __call__(self, worker_id: int) -> None:
+        numba.set_num_threads(1)
+        if self.worker_init_fn is not None:
+            self.worker_init_fn(worker_id)
+
+
+class BatchLoader(torch.utils.data.DataLoader):
+    """The shared loader machinery; see the module docstring.
+
+    Args:
+        data: the graph's attributes.
+        graph: its topology.
+        batches: the epoch plan.
+        transform: applied to each ``Data`` batch.
+        filter_per_worker: build the ``Data`` batches (gather their features) in the
+            worker processes. By default (None, False) workers only sample, and the
+            features are gathered in the main process, in the prefetch thread, into
+            reused buffers or straight onto ``device``.
+        node_store, edge_store: :class:`~graphbatch.features.FeatureStore` of node and
+            edge tables (memory-mapped, half precision, ...); by default the tensor
+            attributes of ``data``. Their tables become batch attributes of those names.
+        device: where batches arrive; on CUDA, node features are read by the GPU from
+            pinned host memory (zero-copy).
+        prefetch: batches kept ready by a background thread (0: none, batches are
+            built on demand).
+        shared: objects with ``share_memory_()`` that worker processes read.
+        **kwargs: further ``torch.utils.data.DataLoader`` arguments.
+    """
+
+    def __init__(
+        self,
+        data: Data,
+        graph: CSRGraph,
+        batches: SeededBatches,
+        transform: Optional[Callable] = None,
+        filter_per_worker: Optional[bool] = None,
+        node_store: Optional[FeatureStore] = None,
+        edge_store: Optional[FeatureStore] = None,
+        device: Union[str, torch.device, None] = None,
+        prefetch: int = 2,
+        shared: tuple = (),
+        **kwargs: Any,
+    ) -> None:
+        for key in ("dataset", "collate_fn", "batch_sampler"):
+            if key in kwargs:
+                raise TypeError(f"{type(self).__name__} does not take '{key}'")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        self.data = data
+        self.graph = graph
+        self.batches = batches
+        self.transform = transform
+        self.filter_per_worker = bool(filter_per_worker)
+        self.prefetch = prefetch
+        self.device = torch.device(device) if device is not None else None
+        self.node_store = FeatureStore.from_data(data, "node") if node_store is None else node_store
+        self.edge_store = FeatureStore.from_data(data, "edge") if edge_store is None else edge_store
+        for name, store, rows in (("node_store", self.node_store, graph.num_nodes),
+                                  ("edge_store", self.edge_store, graph.num_edges)):
+            if not isinstance(store, FeatureStore):
+                raise TypeError(f"{name} must be a FeatureStore, got {type(store).__name__}")
+            if store.names and store.num_rows != rows:
+                raise ValueError(f"{name} has {store.num_rows} rows, the graph {rows}")
+
+        if kwargs.get("num_workers", 0) > 0:
+            for obj in shared:
+                obj.share_memory_()
+            if self.filter_per_worker:
+                self.node_store.share_memory_()
+                self.edge_store.share_memory_()
+            kwargs["worker_init_fn"] = _SingleNumbaThread(kwargs.get("worker_init_fn"))
+            if not _numba.FORK_SAFE and kwargs.get("multiprocessing_context") is None:
+                kwargs["multiprocessing_context"] = "forkserver"
+        super().__init__(ItemDataset(), batch_size=None, sampler=batches,
+                         collate_fn=self.collate_fn, **kwargs)
+
+    def sample(self, item: tuple) -> tuple[SampledSubgraph, Any]:
+        """Samples the ids of batch ``item`` (from :class:`SeededBatches`); returns them
+        with whatever :meth:`decorate` needs."""
+        raise NotImplementedError
+
+    def decorate(self, batch: Data, out: SampledSubgraph, meta: Any,
+                 device: Optional[torch.device]) -> None:
+        """Adds the loader's own fields to an assembled batch."""
+
+    def collate_fn(self, item: tuple) -> Any:
+        """Samples one batch (in a worker or the prefetch thread): its ids only, or the
+        whole ``Data`` batch with ``filter_per_worker``."""
+        out, meta = self.sample(item)
+        if self.filter_per_worker:
+            return self.filter_fn(out, meta, device=None)
+        return out, meta
+
+    def filter_fn(self, out: SampledSubgraph, meta: Any,
+                  device: Optional[torch.device] = None) -> Data:
+        """Joins the sampled ids with the graph's attributes into a ``Data`` batch."""
+        batch = assemble(self.data, out, self.node_store, self.edge_store, device)
+        self.decorate(batch, out, meta, device)
+        return batch if self.transform is None else self.transform(batch)
+
+    def _finish(self, sampled: Any) -> Data:
+        if self.filter_per_worker:
+            return sampled if self.device is None else sampled.to(self.device, non_blocking=True)
+        return self.filter_fn(*sampled, device=self.device)
+
+    def __iter__(self):
+        self.batches.new_epoch()
+        it = super().__iter__()
+        if self.prefetch > 0:
+            return Prefetcher(it, self._finish, self.prefetch, self.device, len(self))
+        return _Mapped(it, self._finish)
+
+
+class _Mapped:
+    """A DataLoader iterator whose items go through ``fn`` on the way out."""
+
+    def __init__(self, it, fn: Callable[[Any], Data]) -> None:
+        self.it = it
+        self.fn = fn
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Data:
+        return self.fn(next(self.it))
+
+    def __len__(self) -> int:
+        return len(self.it)

@@ -1,8 +1,14 @@
 """graphbatch: GNN mini-batches for PyTorch Geometric models, with numba kernels."""
 from graphbatch import _numba  # noqa: F401  (sets the threading layer before any kernel)
+from graphbatch.features import FeatureStore
 from graphbatch.graph import CSRGraph
-from graphbatch.loader import NeighborLoader
+from graphbatch.loader import (
+    GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, NeighborLoader,
+)
 from graphbatch.sampling import NeighborSampler, SampledSubgraph
 
-__all__ = ["CSRGraph", "NeighborLoader", "NeighborSampler", "SampledSubgraph"]
+__all__ = [
+    "CSRGraph", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
+    "GraphSAINTRandomWalkSampler", "NeighborLoader", "NeighborSampler", "SampledSubgraph",
+]
 __version__ = "0.1.0"

@@ -5,7 +5,6 @@ turns them into a ``Data`` batch.
 """
 from __future__ import annotations
 
-import threading
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ from graphbatch.sampling import _neighbor_kernels as K
 from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
 from graphbatch.sampling.subgraph import (
-    DENSE_TABLE_MAX_NODES, SampledSubgraph, induced_edges, node_table,
+    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_edges,
 )
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
@@ -80,8 +79,8 @@ class NeighborSampler:
         self.replace = bool(replace)
         self.subgraph_type = subgraph_type
         self.disjoint = bool(disjoint)
-        self._dense = not self.disjoint and graph.num_nodes <= DENSE_TABLE_MAX_NODES
-        self._per_thread = threading.local()
+        self._tables = ThreadTables(
+            graph.num_nodes, not self.disjoint and graph.num_nodes <= DENSE_TABLE_MAX_NODES)
         self.weight: Optional[Tensor] = None
         self.cum_weight: Optional[Tensor] = None
         if edge_weight is None:
@@ -109,15 +108,6 @@ class NeighborSampler:
         K.segment_cumsum(self.graph.indptr.numpy(), w.numpy(), cum, positive)
         self.weight, self.cum_weight = w, torch.from_numpy(cum)
         self.num_candidates = torch.from_numpy(positive)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_per_thread"]  # dense tables are per process and thread
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._per_thread = threading.local()
 
     def share_memory_(self) -> "NeighborSampler":
         self.graph.share_memory_()
@@ -149,7 +139,7 @@ class NeighborSampler:
                 f"disjoint sampling needs batch size * num_nodes < 2**63, got {num_seeds} * {stride}"
             )
 
-        table = node_table(self._per_thread, self.graph.num_nodes, num_seeds, self._dense)
+        table = self._tables.get(num_seeds)
         key_parts: list[np.ndarray] = []
         try:
             return self._grow(table, key, seeds_np, key_parts, stride)

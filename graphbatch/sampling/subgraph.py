@@ -86,16 +86,30 @@ class DenseTable:
             T.clear_dense(self.keys, keys)
 
 
-def node_table(per_thread: threading.local, num_nodes: int, capacity_for: int, dense: bool):
-    """A node table for one sample: the calling thread's dense array (kept in
-    ``per_thread`` and reused across samples) or a fresh hash table."""
-    if not dense:
-        return HashTable(capacity_for)
-    array = getattr(per_thread, "array", None)
-    if array is None:
-        array = np.full(num_nodes, T.EMPTY, dtype=np.int64)
-        per_thread.array = array
-    return DenseTable(array)
+class ThreadTables:
+    """Node tables for one sampler: each thread's dense array, made on first use and
+    reused across samples, or a fresh hash table per sample where ``dense`` is False.
+    Pickles without its arrays (they are per process and thread)."""
+
+    def __init__(self, num_nodes: int, dense: bool) -> None:
+        self.num_nodes = num_nodes
+        self.dense = dense
+        self._local = threading.local()
+
+    def get(self, capacity_for: int):
+        if not self.dense:
+            return HashTable(capacity_for)
+        array = getattr(self._local, "array", None)
+        if array is None:
+            array = np.full(self.num_nodes, T.EMPTY, dtype=np.int64)
+            self._local.array = array
+        return DenseTable(array)
+
+    def __getstate__(self) -> dict:
+        return {"num_nodes": self.num_nodes, "dense": self.dense}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["num_nodes"], state["dense"])
 
 
 def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,

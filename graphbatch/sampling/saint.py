@@ -1,0 +1,151 @@
+"""GraphSAINT subgraph samplers (Zeng et al., ICLR 2020): node, edge and random walk.
+
+Each draws a node set per subgraph with the paper's distribution and returns the
+subgraph it induces. Degrees are in-degrees (the aggregation's), at least 1; on the
+undirected graphs GraphSAINT targets they are the degrees. The normalized adjacency is
+``D^-1 A`` (row ``v`` averages ``v``'s incoming neighbors), as in the paper's variance
+analysis: a node ``u``'s column norm is ``sum over edges u -> v of 1 / deg(v)^2``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
+from graphbatch.graph import CSRGraph
+from graphbatch.sampling import _saint_kernels as K
+from graphbatch.sampling import _table_kernels as T
+from graphbatch.sampling._rng import batch_key
+from graphbatch.sampling.subgraph import (
+    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_edges,
+)
+
+_NO_TREE = np.empty(0, dtype=np.int64)
+
+
+class SAINTSampler:
+    """Base of the GraphSAINT samplers: :meth:`nodes` draws a node set, :meth:`sample`
+    returns the subgraph it induces (nodes sorted)."""
+
+    kind = "base"
+
+    def __init__(self, graph: CSRGraph, batch_size: int) -> None:
+        if not isinstance(graph, CSRGraph):
+            raise TypeError(f"graph must be a CSRGraph, got {type(graph).__name__}")
+        if graph.num_edges == 0:
+            raise ValueError(f"GraphSAINT needs a graph with edges, got {graph}")
+        self.graph = graph
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self._tables = ThreadTables(graph.num_nodes, graph.num_nodes <= DENSE_TABLE_MAX_NODES)
+
+    def params(self) -> dict:
+        """What defines the sampling distribution (a cache key for normalizations)."""
+        return {"sampler": self.kind, "batch_size": self.batch_size}
+
+    def nodes(self, key: int) -> np.ndarray:
+        """The sorted, unique node ids of one subgraph, drawn under ``key``."""
+        raise NotImplementedError
+
+    def sample(self, seed: int, batch: int) -> SampledSubgraph:
+        """The subgraph of ``batch`` under ``seed`` (equal arguments, equal subgraphs)."""
+        nodes = self.nodes(batch_key(seed, batch))
+        table = self._tables.get(nodes.shape[0])
+        T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
+        try:
+            row, col, edge = induced_edges(self.graph, nodes, _NO_TREE, 0, table)
+        finally:
+            table.release([nodes])
+        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+
+    def share_memory_(self) -> "SAINTSampler":
+        self.graph.share_memory_()
+        return self
+
+    def _degree(self) -> np.ndarray:
+        return np.maximum(self.graph.in_degree().numpy(), 1).astype(np.float64)
+
+
+class SAINTNodeSampler(SAINTSampler):
+    """Draws ``batch_size`` nodes with replacement, ``P(u)`` proportional to the squared
+    column norm of the normalized adjacency; the subgraph is induced by the distinct ones."""
+
+    kind = "node"
+
+    def __init__(self, graph: CSRGraph, batch_size: int) -> None:
+        super().__init__(graph, batch_size)
+        if self.batch_size > graph.num_nodes:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds the number of nodes ({graph.num_nodes})")
+        deg = self._degree()
+        indptr, indices, _ = graph.numpy()
+        weight = np.repeat(1.0 / deg**2, np.diff(indptr))
+        prob = np.bincount(indices, weights=weight, minlength=graph.num_nodes)
+        self.cum = np.cumsum(prob)
+
+    def nodes(self, key: int) -> np.ndarray:
+        draws = np.empty(self.batch_size, dtype=np.int64)
+        K.draw_from_cdf(self.cum, key, draws)
+        return np.unique(draws)
+
+
+class SAINTEdgeSampler(SAINTSampler):
+    """Draws ``batch_size`` edges with replacement, ``P(u -> v)`` proportional to
+    ``1 / deg(u) + 1 / deg(v)``; the subgraph is induced by their endpoints. Memory is
+    O(E) once (the distribution), O(batch_size) per subgraph."""
+
+    kind = "edge"
+
+    def __init__(self, graph: CSRGraph, batch_size: int) -> None:
+        super().__init__(graph, batch_size)
+        if self.batch_size > graph.num_edges:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds the number of edges ({graph.num_edges})")
+        deg = self._degree()
+        indptr, indices, _ = graph.numpy()
+        # CSC position p holds edge indices[p] -> v, v the node whose segment holds p.
+        prob = 1.0 / deg[indices] + np.repeat(1.0 / deg, np.diff(indptr))
+        self.cum = np.cumsum(prob)
+
+    def nodes(self, key: int) -> np.ndarray:
+        indptr, indices, _ = self.graph.numpy()
+        pos = np.empty(self.batch_size, dtype=np.int64)
+        K.draw_from_cdf(self.cum, key, pos)
+        targets = np.searchsorted(indptr, pos, side="right") - 1
+        return np.unique(np.concatenate([indices[pos], targets]))
+
+
+class SAINTRandomWalkSampler(SAINTSampler):
+    """``batch_size`` roots drawn uniformly (with replacement) from ``roots`` (all nodes
+    by default; the paper's training nodes), a walk of ``walk_length`` steps from each;
+    the subgraph is induced by the nodes visited."""
+
+    kind = "random_walk"
+
+    def __init__(self, graph: CSRGraph, batch_size: int, walk_length: int,
+                 roots: Optional[Tensor] = None) -> None:
+        super().__init__(graph, batch_size)
+        self.walk_length = check_positive_int(walk_length, "walk_length")
+        roots = torch.arange(graph.num_nodes) if roots is None else as_index_tensor(roots, "roots")
+        check_node_range(roots, graph.num_nodes, "roots")
+        if roots.numel() == 0:
+            raise ValueError("roots must hold at least one node")
+        if self.batch_size > graph.num_nodes:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds the number of nodes ({graph.num_nodes})")
+        self.roots = roots.numpy()
+
+    def params(self) -> dict:
+        return {**super().params(), "walk_length": self.walk_length,
+                "num_roots": int(self.roots.shape[0])}
+
+    def nodes(self, key: int) -> np.ndarray:
+        indptr, indices, _ = self.graph.numpy()
+        pick = np.empty(self.batch_size, dtype=np.int64)
+        K.uniform_ints(self.roots.shape[0], key, pick)
+        walks = np.empty((self.batch_size, self.walk_length + 1), dtype=np.int64)
+        K.random_walks(indptr, indices, self.roots[pick], self.walk_length, key, walks)
+        return np.unique(walks)
+

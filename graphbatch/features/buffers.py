@@ -85,5 +85,6 @@ class BufferPool:
         if len(self._buffers) < self.capacity:
             self._buffers.append(slot)
         elif free:  # a free buffer too small for today's batches: replace it
-            self._buffers[self._buffers.index(free[0])] = slot
+            i = next(i for i, s in enumerate(self._buffers) if s is free[0])
+            self._buffers[i] = slot
         return slot  # else a one-off buffer, freed with its last view

@@ -10,6 +10,7 @@ the same calls, and its tests skip without CUDA.
 """
 from __future__ import annotations
 
+import threading
 import weakref
 import torch
 from torch import Tensor
@@ -19,25 +20,43 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+#: cudaHostRegister refuses memory already registered (two stores over one tensor, say):
+#: registrations are counted per pointer, and the last one released unpins.
+_PINNED: dict[int, int] = {}
+_LOCK = threading.Lock()
+_HOST_REGISTER_READ_ONLY = 0x08  # cudaHostRegisterReadOnly: for read-only mappings
+
+
 def _unregister(ptr: int) -> None:
-    torch.cuda.cudart().cudaHostUnregister(ptr)
+    with _LOCK:
+        _PINNED[ptr] -= 1
+        if _PINNED[ptr] == 0:
+            del _PINNED[ptr]
+            torch.cuda.cudart().cudaHostUnregister(ptr)
 
 
 class PinnedRegistration:
-    """Pins ``nbytes`` at ``ptr`` in place; unpins when this object is freed.
+    """Pins ``nbytes`` at ``ptr`` in place; unpins when this object is freed (and no other
+    registration of the same pointer is alive).
 
-    ``owner`` (the tensor or array that owns the memory) is kept alive meanwhile.
+    ``owner`` (the tensor or array that owns the memory) is kept alive meanwhile;
+    ``read_only`` memory (a read-only file mapping) is registered as such.
     """
 
-    def __init__(self, owner: object, ptr: int, nbytes: int) -> None:
+    def __init__(self, owner: object, ptr: int, nbytes: int, read_only: bool = False) -> None:
         self.owner = owner
         self.ptr = ptr
         self.nbytes = nbytes
         if nbytes == 0:
             return
-        err = torch.cuda.cudart().cudaHostRegister(ptr, nbytes, 0)
-        if int(err) != 0:
-            raise RuntimeError(f"cudaHostRegister of {nbytes} bytes failed with CUDA error {int(err)}")
+        with _LOCK:
+            if ptr not in _PINNED:
+                flags = _HOST_REGISTER_READ_ONLY if read_only else 0
+                err = torch.cuda.cudart().cudaHostRegister(ptr, nbytes, flags)
+                if int(err) != 0:
+                    raise RuntimeError(
+                        f"cudaHostRegister of {nbytes} bytes failed with CUDA error {int(err)}")
+            _PINNED[ptr] = _PINNED.get(ptr, 0) + 1
         self._finalizer = weakref.finalize(self, _unregister, ptr)
 
     def release(self) -> None:

@@ -176,7 +176,8 @@ class FeatureStore:
             table = self._tables[name]
             if name not in self._pinned:
                 self._pinned[name] = cuda.PinnedRegistration(
-                    table, table.data_ptr(), table.numel() * table.element_size())
+                    table, table.data_ptr(), table.numel() * table.element_size(),
+                    read_only=name in self._mapped)
             self._aliases[key] = cuda.device_alias(table, device)
         return self._aliases[key]
 

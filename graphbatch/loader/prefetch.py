@@ -23,6 +23,41 @@ class _Failure:
         self.exc = exc
 
 
+def _put(q: queue.Queue, stop: threading.Event, value) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(value, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce_all(source: Iterator, produce: Callable[[Any], Any], q: queue.Queue,
+                 stop: threading.Event, device: Optional[torch.device]) -> None:
+    """The thread's body. It holds no reference to the :class:`Prefetcher`, so dropping
+    the iterator mid-epoch frees it, whose finalizer stops this thread."""
+    stream = torch.cuda.Stream(device) if device is not None else None
+    try:
+        for item in source:
+            if stop.is_set():
+                return
+            if stream is None:
+                value = (produce(item), None)
+            else:
+                with torch.cuda.stream(stream):
+                    batch = produce(item)
+                    event = torch.cuda.Event()
+                    event.record(stream)
+                value = (batch, event)
+            if not _put(q, stop, value):
+                return
+    except BaseException as exc:  # handed to the consumer, raised there
+        _put(q, stop, _Failure(exc))
+        return
+    _put(q, stop, _END)
+
+
 class Prefetcher:
     """Iterates ``produce(item)`` for the items of ``source``, up to ``depth`` ahead.
 
@@ -32,44 +67,17 @@ class Prefetcher:
 
     def __init__(self, source: Iterator, produce: Callable[[Any], Any], depth: int,
                  device: Optional[torch.device] = None, length: Optional[int] = None) -> None:
-        self._source = source
-        self._produce = produce
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._device = device if device is not None and device.type == "cuda" else None
         self._length = length
         self.wait_s = 0.0
         self._done = False
-        self._thread = threading.Thread(target=self._run, name="graphbatch-prefetch", daemon=True)
+        self._thread = threading.Thread(
+            target=_produce_all, name="graphbatch-prefetch", daemon=True,
+            args=(source, produce, self._queue, self._stop, self._device),
+        )
         self._thread.start()
-
-    def _put(self, value) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        stream = torch.cuda.Stream(self._device) if self._device is not None else None
-        try:
-            for item in self._source:
-                if stream is None:
-                    value = (self._produce(item), None)
-                else:
-                    with torch.cuda.stream(stream):
-                        batch = self._produce(item)
-                        event = torch.cuda.Event()
-                        event.record(stream)
-                    value = (batch, event)
-                if not self._put(value):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(_Failure(exc))
-            return
-        self._put(_END)
 
     def __iter__(self) -> "Prefetcher":
         return self

@@ -468,8 +468,9 @@ def reference_counts(sampler, seed, num_samples):
 
 
 def test_estimate_matches_counting_formula(small):
-    """edge_norm[e = u -> v] = C(v) / C(e) (target's count), NaN -> 0.1, capped at 1e4;
-    node_norm[v] = num_samples / C(v) / N, C(v) = 0 -> 0.1; drawn until coverage."""
+    """Drawn until the coverage is met; for sampled nodes and edges,
+    edge_norm[e = u -> v] = C(v) / C(e) (the target's count) and
+    node_norm[v] = num_samples / C(v) / N."""
     edge_index, n, graph = small
     src, dst = edge_index.numpy()
     for sampler in (SAINTNodeSampler(graph, 10), SAINTEdgeSampler(graph, 5),
@@ -481,18 +482,31 @@ def test_estimate_matches_counting_formula(small):
         C, Ce, covered = reference_counts(sampler, 31, norm.num_samples)
         _, _, covered_before = reference_counts(sampler, 31, norm.num_samples - 1)
         assert covered >= n * cov > covered_before  # stops as soon as the coverage is met
-        with np.errstate(divide="ignore", invalid="ignore"):
-            en = C[dst] / Ce
-        en[np.isnan(en)] = 0.1
-        en = np.minimum(en, 1e4)
-        Cn = np.where(C == 0, 0.1, C)
-        nn = norm.num_samples / Cn / n
-        assert np.allclose(norm.edge_norm.numpy(), en, rtol=1e-6)
-        assert np.allclose(norm.node_norm.numpy(), nn, rtol=1e-6)
-        if isinstance(sampler, SAINTNodeSampler):
-            # never-sampled nodes (no out-edge) and edges: the 0.1 and 1e4 rules apply
-            assert (C == 0).any() and (Ce == 0).any()
-            assert np.allclose(norm.node_norm.numpy()[C == 0], norm.num_samples / 0.1 / n)
+        seen_e, seen_v = Ce > 0, C > 0
+        assert np.allclose(norm.edge_norm.numpy()[seen_e], C[dst][seen_e] / Ce[seen_e], rtol=1e-6)
+        assert np.allclose(norm.node_norm.numpy()[seen_v], norm.num_samples / C[seen_v] / n,
+                           rtol=1e-6)
+        assert np.isfinite(norm.edge_norm.numpy()).all() and np.isfinite(norm.node_norm.numpy()).all()
+        assert (norm.edge_norm.numpy() > 0).all() and (norm.node_norm.numpy() > 0).all()
+
+
+def test_estimate_never_sampled_counts_floored_at_one(small):
+    """Counts never seen in pre-sampling are floored at 1 (the rule in saint_norm's
+    docstring): an unseen edge u -> v gets C(v) / 1 (not PyG's 1e4 cap), an unseen node
+    the norm of a node seen once. The node sampler never draws nodes without out-edges,
+    so the small graph has both."""
+    edge_index, n, graph = small
+    dst = edge_index[1].numpy()
+    sampler = SAINTNodeSampler(graph, 10)
+    norm = saint_norm.estimate(sampler, 7, seed=31, log=False)
+    C, Ce, _ = reference_counts(sampler, 31, norm.num_samples)
+    unseen_v, unseen_e = C == 0, Ce == 0
+    assert unseen_v.any() and unseen_e.any()
+    assert (unseen_e & (C[dst] > 0)).any() and (unseen_e & (C[dst] == 0)).any()
+    assert np.allclose(norm.node_norm.numpy()[unseen_v], norm.num_samples / 1.0 / n, rtol=1e-6)
+    assert np.allclose(norm.edge_norm.numpy()[unseen_e], np.maximum(C[dst], 1)[unseen_e],
+                       rtol=1e-6)
+    assert norm.edge_norm.max() < 1e4
 
 
 def run_estimators(sampler, x, w, L, norm_seed, sample_seed, coverage, S, chunk):

@@ -124,5 +124,6 @@ class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
         super().__init__(data, batch_size, num_steps, sample_coverage, save_dir, log, **kwargs)
 
     def _make_sampler(self, graph: CSRGraph, batch_size: int) -> SAINTSampler:
-        roots = resolve_input_nodes(self.roots, graph.num_nodes) if self.roots is not None else None
+        roots = (resolve_input_nodes(self.roots, graph.num_nodes, "roots")
+                 if self.roots is not None else None)
         return SAINTRandomWalkSampler(graph, batch_size, self.walk_length, roots)

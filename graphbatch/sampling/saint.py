@@ -8,6 +8,7 @@ analysis: a node ``u``'s column norm is ``sum over edges u -> v of 1 / deg(v)^2`
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 import numpy as np
@@ -138,8 +139,8 @@ class SAINTRandomWalkSampler(SAINTSampler):
         self.roots = roots.numpy()
 
     def params(self) -> dict:
-        return {**super().params(), "walk_length": self.walk_length,
-                "num_roots": int(self.roots.shape[0])}
+        roots = hashlib.blake2b(self.roots.tobytes(), digest_size=16).hexdigest()
+        return {**super().params(), "walk_length": self.walk_length, "roots": roots}
 
     def nodes(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()

@@ -7,7 +7,11 @@ aggregated at ``v``, the aggregator normalization is ``edge_norm[e] = C(v) / C(e
 ``E[sum over sampled u of edge_norm * w(u, v) x_u | v sampled]`` is the full-graph
 aggregation. The loss normalization is ``node_norm[v] = num_subgraphs / C(v) / N``,
 so ``E[sum over v in the subgraph of node_norm[v] * loss_v]`` is the mean loss.
-As in PyG, never-sampled counts are replaced by 0.1 and edge norms capped at 1e4.
+Counts are floored at 1: an edge never seen in pre-sampling (its estimated probability
+0) gets ``C(v) / 1`` rather than PyG's 1e4 cap, which let a few unseen edges carry
+weight 1e4 and wrecked training (Amazon Computers, coverage 50: 0.1% of the edges
+capped, test accuracy 48% against 88% without normalization); a node never seen gets the
+norm of a node seen once.
 """
 from __future__ import annotations
 
@@ -70,11 +74,9 @@ def estimate(sampler: SAINTSampler, sample_coverage: int, seed: int, log: bool =
     indptr, _, perm = graph.numpy()
     target = np.empty(m, dtype=np.int64)
     target[perm] = np.repeat(np.arange(n), np.diff(indptr))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        edge_norm = node_count[target] / edge_count
-    edge_norm[np.isnan(edge_norm)] = 0.1
-    np.minimum(edge_norm, 1e4, out=edge_norm)
-    node_count[node_count == 0] = 0.1
+    np.maximum(node_count, 1, out=node_count)
+    np.maximum(edge_count, 1, out=edge_count)
+    edge_norm = node_count[target] / edge_count
     node_norm = num_samples / node_count / n
     return SAINTNorm(torch.from_numpy(node_norm.astype(np.float32)),
                      torch.from_numpy(edge_norm.astype(np.float32)), num_samples)

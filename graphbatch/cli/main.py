@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from graphbatch.cli import gather_bench, pipeline_bench, sampler_bench, train_bench
+from graphbatch.cli import gather_bench, pipeline_bench, saint_bench, sampler_bench, train_bench
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     gather_bench.add_arguments(gather)
     pipeline = what.add_parser("pipeline", help="epoch time breakdown with and without prefetch")
     pipeline_bench.add_arguments(pipeline)
+    saint = what.add_parser("saint", help="GraphSAINT sampler throughput and pre-sampling time")
+    saint_bench.add_arguments(saint)
     return parser
 
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         gather_bench.run(args)
     elif args.what == "pipeline":
         pipeline_bench.run(args)
+    elif args.what == "saint":
+        saint_bench.run(args)
     else:
         train_bench.run(args)
     return 0

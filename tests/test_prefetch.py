@@ -442,3 +442,25 @@ def test_node_store_not_a_feature_store(data, bad):
 def test_bad_prefetch(data, bad):
     with pytest.raises(ValueError, match="prefetch"):
         NeighborLoader(data, [5], prefetch=bad)
+
+
+def test_interpreter_exits_cleanly_with_a_live_prefetch_thread():
+    """Leaving a loop early and exiting must not abort: a daemon thread killed inside a
+    TBB kernel used to end the process with 'terminate called' (exit code 134)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import graphbatch
+        from graphbatch.datasets import planted_classes
+        data = planted_classes(3000)
+        it = iter(graphbatch.NeighborLoader(data, [5, 5], batch_size=64))
+        next(it)
+        print("done")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "done"
+    assert "terminate" not in proc.stderr

@@ -8,14 +8,19 @@ allocator. The numba kernels release the GIL, so the thread truly overlaps train
 """
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator, Optional
 
 import torch
 
 _END = object()
+#: Prefetchers whose thread may still run. At exit they are stopped and joined: a
+#: daemon thread killed inside a TBB kernel aborts the interpreter.
+_LIVE: "weakref.WeakSet[Prefetcher]" = weakref.WeakSet()
 
 
 class _Failure:
@@ -78,6 +83,7 @@ class Prefetcher:
             args=(source, produce, self._queue, self._stop, self._device),
         )
         self._thread.start()
+        _LIVE.add(self)
 
     def __iter__(self) -> "Prefetcher":
         return self
@@ -125,3 +131,9 @@ def _cuda_tensors(batch) -> list:
     stores = getattr(batch, "stores", None)
     values = [v for s in stores for v in s.values()] if stores is not None else [batch]
     return [v for v in values if isinstance(v, torch.Tensor) and v.is_cuda]
+
+
+@atexit.register
+def _stop_all() -> None:
+    for prefetcher in list(_LIVE):
+        prefetcher.close()

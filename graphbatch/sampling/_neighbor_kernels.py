@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from graphbatch.sampling._rng import randint, stream, uniform
+from graphbatch.sampling._rng import draw_cdf, randint, stream, uniform
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -109,18 +109,8 @@ def pick_weighted(indptr, num_candidates, weight, cum_weight, frontier, offsets,
                     out_pos[lo + n] = start + j
                     n += 1
         elif replace:
-            total = cum_weight[start + deg - 1]
             for j in range(k):
-                target = uniform(state, j) * total
-                a = start
-                b = start + deg - 1
-                while a < b:
-                    m = (a + b) // 2
-                    if cum_weight[m] > target:
-                        b = m
-                    else:
-                        a = m + 1
-                out_pos[lo + j] = a
+                out_pos[lo + j] = draw_cdf(cum_weight, start, start + deg - 1, uniform(state, j))
         else:
             keys = np.empty(deg, dtype=np.float64)
             for j in range(deg):

@@ -44,6 +44,23 @@ def randint(state, j, n):
     return r if r < n else n - 1
 
 
+@njit(inline="always", cache=True)
+def draw_cdf(cum, lo, hi, u):
+    """An index in ``[lo, hi]`` by inverse CDF: ``cum[lo:hi + 1]`` are inclusive prefix
+    sums of the weights (starting from the weight at ``lo``), ``u`` a uniform draw; index
+    ``j`` comes with probability proportional to its weight, zero weights never."""
+    target = u * cum[hi]
+    a = lo
+    b = hi
+    while a < b:
+        m = (a + b) // 2
+        if cum[m] > target:
+            b = m
+        else:
+            a = m + 1
+    return a
+
+
 def batch_key(seed: int, batch: int) -> int:
     """The kernel key of batch ``batch`` under the epoch's ``seed`` (Python side)."""
     mask = (1 << 64) - 1

@@ -3,25 +3,15 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from graphbatch.sampling._rng import randint, stream, uniform
+from graphbatch.sampling._rng import draw_cdf, randint, stream, uniform
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def draw_from_cdf(cum, key, out):
     """``out[i]``: draw ``i`` (with replacement) of an index ``j`` with probability
     ``(cum[j] - cum[j - 1]) / cum[-1]``; ``cum`` is an inclusive prefix sum."""
-    total = cum[cum.shape[0] - 1]
     for i in prange(out.shape[0]):
-        target = uniform(stream(key, 0, i), 0) * total
-        a = 0
-        b = cum.shape[0] - 1
-        while a < b:
-            m = (a + b) // 2
-            if cum[m] > target:
-                b = m
-            else:
-                a = m + 1
-        out[i] = a
+        out[i] = draw_cdf(cum, 0, cum.shape[0] - 1, uniform(stream(key, 0, i), 0))
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -65,6 +65,11 @@ class SAINTSampler:
         self.graph.share_memory_()
         return self
 
+    def _check_budget(self, limit: int, what: str) -> None:
+        if self.batch_size > limit:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds the number of {what} ({limit})")
+
     def _degree(self) -> np.ndarray:
         return np.maximum(self.graph.in_degree().numpy(), 1).astype(np.float64)
 
@@ -77,9 +82,7 @@ class SAINTNodeSampler(SAINTSampler):
 
     def __init__(self, graph: CSRGraph, batch_size: int) -> None:
         super().__init__(graph, batch_size)
-        if self.batch_size > graph.num_nodes:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) exceeds the number of nodes ({graph.num_nodes})")
+        self._check_budget(graph.num_nodes, "nodes")
         deg = self._degree()
         indptr, indices, _ = graph.numpy()
         weight = np.repeat(1.0 / deg**2, np.diff(indptr))
@@ -101,9 +104,7 @@ class SAINTEdgeSampler(SAINTSampler):
 
     def __init__(self, graph: CSRGraph, batch_size: int) -> None:
         super().__init__(graph, batch_size)
-        if self.batch_size > graph.num_edges:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) exceeds the number of edges ({graph.num_edges})")
+        self._check_budget(graph.num_edges, "edges")
         deg = self._degree()
         indptr, indices, _ = graph.numpy()
         # CSC position p holds edge indices[p] -> v, v the node whose segment holds p.
@@ -133,9 +134,7 @@ class SAINTRandomWalkSampler(SAINTSampler):
         check_node_range(roots, graph.num_nodes, "roots")
         if roots.numel() == 0:
             raise ValueError("roots must hold at least one node")
-        if self.batch_size > graph.num_nodes:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) exceeds the number of nodes ({graph.num_nodes})")
+        self._check_budget(graph.num_nodes, "nodes")
         self.roots = roots.numpy()
 
     def params(self) -> dict:

@@ -12,6 +12,7 @@ from conftest import induced_reference, make_graph
 from graphbatch import (
     GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler,
 )
+from graphbatch import cache
 from graphbatch.sampling import saint_norm
 
 
@@ -398,7 +399,7 @@ def corrupt_empty(path):
 
 def corrupt_checksum(path):
     saved = torch.load(path, weights_only=True)
-    saved["node_norm"] = saved["node_norm"] * 2  # tampered values, stale checksum
+    saved["tensors"]["node_norm"] = saved["tensors"]["node_norm"] * 2  # stale checksum
     torch.save(saved, path)
 
 
@@ -418,10 +419,8 @@ def corrupt_missing_field(path):
 def corrupt_wrong_shape(path):
     """A consistent file (checksum recomputed) whose norms have the wrong length."""
     saved = torch.load(path, weights_only=True)
-    norm = saint_norm.SAINTNorm(saved["node_norm"][:-1].clone(), saved["edge_norm"],
-                                saved["num_samples"])
-    saved["node_norm"] = norm.node_norm
-    saved["checksum"] = saint_norm._checksum(norm)
+    saved["tensors"]["node_norm"] = saved["tensors"]["node_norm"][:-1].clone()
+    saved["checksum"] = cache._checksum(saved["tensors"])
     torch.save(saved, path)
 
 

@@ -15,10 +15,6 @@ norm of a node seen once.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -28,10 +24,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from graphbatch.cache import cached, digest, key_filename
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling.saint import SAINTSampler
-
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -46,11 +41,7 @@ class SAINTNorm:
 
 def graph_digest(graph: CSRGraph) -> str:
     """A hash of the topology, for cache keys."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.int64(graph.num_nodes).tobytes())
-    for array in graph.numpy():
-        h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
-    return h.hexdigest()
+    return digest(np.int64(graph.num_nodes).reshape(1), *graph.numpy())
 
 
 def estimate(sampler: SAINTSampler, sample_coverage: int, seed: int, log: bool = True) -> SAINTNorm:
@@ -82,52 +73,22 @@ def estimate(sampler: SAINTSampler, sample_coverage: int, seed: int, log: bool =
                      torch.from_numpy(edge_norm.astype(np.float32)), num_samples)
 
 
-def _checksum(norm: SAINTNorm) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for t in (norm.node_norm, norm.edge_norm):
-        h.update(t.numpy().tobytes())
-    h.update(str(norm.num_samples).encode())
-    return h.hexdigest()
-
-
-def _load(path: Path, key: dict, graph: CSRGraph) -> Optional[SAINTNorm]:
-    """The cached normalization at ``path`` if it is intact and made for ``key``."""
-    try:
-        saved = torch.load(path, weights_only=True)
-        norm = SAINTNorm(saved["node_norm"], saved["edge_norm"], int(saved["num_samples"]))
-        ok = (json.loads(saved["key"]) == key
-              and saved["checksum"] == _checksum(norm)
-              and norm.node_norm.shape == (graph.num_nodes,)
-              and norm.edge_norm.shape == (graph.num_edges,))
-    except Exception as exc:  # noqa: BLE001 -- any unreadable file is a bad cache
-        warnings.warn(f"GraphSAINT cache {str(path)!r} is unreadable ({exc}); recomputing")
-        return None
-    if not ok:
-        warnings.warn(f"GraphSAINT cache {str(path)!r} does not match this graph and "
-                      "these parameters, or is corrupted; recomputing")
-        return None
-    return norm
-
-
 def normalization(sampler: SAINTSampler, sample_coverage: int, seed: int,
                   save_dir: Optional[str] = None, log: bool = True) -> SAINTNorm:
     """:func:`estimate`, read from or written to ``save_dir`` when given. The cache key
     is the graph's digest, the sampler's parameters and ``sample_coverage``."""
-    if save_dir is None:
-        return estimate(sampler, sample_coverage, seed, log)
-    key = {"version": FORMAT_VERSION, "graph": graph_digest(sampler.graph),
-           "sample_coverage": sample_coverage, **sampler.params()}
-    name = "saint_" + hashlib.blake2b(json.dumps(key, sort_keys=True).encode(),
-                                      digest_size=8).hexdigest() + ".pt"
-    path = Path(save_dir) / name
-    if path.exists():
-        cached = _load(path, key, sampler.graph)
-        if cached is not None:
-            return cached
-    norm = estimate(sampler, sample_coverage, seed, log)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"key": json.dumps(key), "node_norm": norm.node_norm, "edge_norm": norm.edge_norm,
-                "num_samples": norm.num_samples, "checksum": _checksum(norm)}, tmp)
-    os.replace(tmp, path)  # atomic: readers never see a half-written file
-    return norm
+    graph = sampler.graph
+    key = {"graph": graph_digest(graph), "sample_coverage": sample_coverage, **sampler.params()}
+
+    def compute() -> dict:
+        norm = estimate(sampler, sample_coverage, seed, log)
+        return {"node_norm": norm.node_norm, "edge_norm": norm.edge_norm,
+                "num_samples": torch.tensor(norm.num_samples)}
+
+    def check(t: dict) -> bool:
+        return (t["node_norm"].shape == (graph.num_nodes,)
+                and t["edge_norm"].shape == (graph.num_edges,))
+
+    path = Path(save_dir) / key_filename("saint_", key) if save_dir is not None else None
+    t = cached(path, key, compute, check, "GraphSAINT")
+    return SAINTNorm(t["node_norm"], t["edge_norm"], int(t["num_samples"]))

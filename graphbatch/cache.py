@@ -1,0 +1,77 @@
+"""Verified on-disk caches of tensors: keyed by what made them, checksummed, written
+atomically. A file that is unreadable, corrupted or made for another key is reported
+with a warning and recomputed."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FORMAT_VERSION = 1
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """A short hash of arrays' bytes (for cache keys)."""
+    h = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return h.hexdigest()
+
+
+def _checksum(tensors: dict[str, Tensor]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].numpy().tobytes())
+    return h.hexdigest()
+
+
+def _load(path: Path, key: dict, check: Callable[[dict[str, Tensor]], bool],
+          what: str) -> Optional[dict]:
+    try:
+        saved = torch.load(path, weights_only=True)
+        tensors = saved["tensors"]
+        ok = (json.loads(saved["key"]) == key and saved["checksum"] == _checksum(tensors)
+              and check(tensors))
+    except Exception as exc:  # noqa: BLE001 -- any unreadable file is a bad cache
+        warnings.warn(f"{what} cache {str(path)!r} is unreadable ({exc}); recomputing")
+        return None
+    if not ok:
+        warnings.warn(f"{what} cache {str(path)!r} does not match this graph and these "
+                      "parameters, or is corrupted; recomputing")
+        return None
+    return tensors
+
+
+def cached(path: Optional[Path], key: dict, compute: Callable[[], dict[str, Tensor]],
+           check: Callable[[dict[str, Tensor]], bool], what: str) -> dict[str, Tensor]:
+    """``compute()`` (a dict of CPU tensors), read from ``path`` when a valid file for
+    ``key`` is there, else computed and written there (unless ``path`` is None).
+    ``check`` validates loaded tensors (shapes, ranges); ``what`` names the cache in
+    warnings."""
+    key = {"version": FORMAT_VERSION, **key}
+    if path is not None and path.exists():
+        tensors = _load(path, key, check, what)
+        if tensors is not None:
+            return tensors
+    tensors = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        torch.save({"key": json.dumps(key), "tensors": tensors,
+                    "checksum": _checksum(tensors)}, tmp)
+        os.replace(tmp, path)  # atomic: readers never see a half-written file
+    return tensors
+
+
+def key_filename(prefix: str, key: dict) -> str:
+    """A file name derived from ``key``."""
+    return prefix + hashlib.blake2b(json.dumps(key, sort_keys=True).encode(),
+                                    digest_size=8).hexdigest() + ".pt"

@@ -3,12 +3,12 @@ from graphbatch import _numba  # noqa: F401  (sets the threading layer before an
 from graphbatch.features import FeatureStore
 from graphbatch.graph import CSRGraph
 from graphbatch.loader import (
-    GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, NeighborLoader,
+    ClusterData, ClusterLoader, GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, NeighborLoader,
 )
 from graphbatch.sampling import NeighborSampler, SampledSubgraph
 
 __all__ = [
-    "CSRGraph", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
+    "CSRGraph", "ClusterData", "ClusterLoader", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
     "GraphSAINTRandomWalkSampler", "NeighborLoader", "NeighborSampler", "SampledSubgraph",
 ]
 __version__ = "0.1.0"

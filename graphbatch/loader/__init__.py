@@ -1,10 +1,11 @@
 """Loaders: compose a sampler, feature gathering and batch assembly into a DataLoader."""
+from graphbatch.loader.cluster_loader import ClusterData, ClusterLoader
 from graphbatch.loader.neighbor_loader import NeighborLoader
 from graphbatch.loader.saint_loader import (
     GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, GraphSAINTSampler,
 )
 
 __all__ = [
-    "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler", "GraphSAINTRandomWalkSampler",
+    "ClusterData", "ClusterLoader", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler", "GraphSAINTRandomWalkSampler",
     "GraphSAINTSampler", "NeighborLoader",
 ]

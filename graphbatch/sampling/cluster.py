@@ -1,0 +1,179 @@
+"""Cluster-GCN (Chiang et al., KDD 2019): METIS partitions, batches of whole clusters.
+
+METIS (through ``pymetis``) partitions the symmetrized graph without self-loops,
+whatever the direction of the input; a batch joins some clusters and keeps every edge
+among their nodes, the edges between clusters included.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphbatch._validate import as_int
+from graphbatch.graph import CSRGraph
+from graphbatch.sampling import _cluster_kernels as K
+from graphbatch.sampling import _table_kernels as T
+from graphbatch.sampling.subgraph import (
+    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_edges,
+)
+
+_NO_TREE = np.empty(0, dtype=np.int64)
+#: Graphs with more nodes than this get a progress message while METIS runs.
+LOG_MIN_NODES = 100_000
+
+
+@dataclass
+class Partition:
+    """A partition of the nodes into ``num_parts`` clusters.
+
+    Attributes:
+        partptr: ``[num_parts + 1]`` int64: cluster ``i`` is
+            ``node_perm[partptr[i]:partptr[i + 1]]``.
+        node_perm: ``[N]`` int64 node ids ordered by cluster (within one, by id).
+        part: ``[N]`` int64 cluster of every node.
+        sparse_format: ``'csr'`` or ``'csc'``, kept for PyG compatibility.
+    """
+
+    partptr: Tensor
+    node_perm: Tensor
+    part: Tensor
+    sparse_format: str = "csr"
+
+    @classmethod
+    def from_parts(cls, part: Tensor, num_parts: int, sparse_format: str = "csr") -> "Partition":
+        node_perm = torch.argsort(part, stable=True)
+        partptr = torch.zeros(num_parts + 1, dtype=torch.int64)
+        partptr[1:] = torch.cumsum(torch.bincount(part, minlength=num_parts), 0)
+        return cls(partptr, node_perm, part, sparse_format)
+
+
+def metis_adjacency(graph: CSRGraph, edge_weight: Optional[np.ndarray] = None):
+    """The symmetrized adjacency without self-loops that METIS needs, as
+    ``(xadj [N + 1], adjncy, eweights or None)``; parallel edges are merged, their
+    weights summed."""
+    indptr, indices, perm = graph.numpy()
+    n = graph.num_nodes
+    dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    keep = indices != dst
+    src, dst = indices[keep], dst[keep]
+    keys = np.concatenate([src * n + dst, dst * n + src])
+    if edge_weight is None:
+        keys = np.unique(keys)
+        weights = None
+    else:
+        w = edge_weight[perm][keep]
+        keys, inverse = np.unique(keys, return_inverse=True)
+        weights = np.bincount(inverse, weights=np.concatenate([w, w]))
+        weights = weights.astype(np.int64)
+    rows = keys // n
+    xadj = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=xadj[1:])
+    return xadj, keys % n, weights
+
+
+def check_num_parts(num_parts: object, num_nodes: int) -> int:
+    num_parts = as_int(num_parts, "num_parts")
+    if num_parts < 1 or num_parts > num_nodes:
+        raise ValueError(
+            f"num_parts must be between 1 and the number of nodes ({num_nodes}), got {num_parts}")
+    return num_parts
+
+
+def metis_partition(
+    graph: CSRGraph,
+    num_parts: int,
+    recursive: bool = False,
+    node_weight: Optional[Tensor] = None,
+    edge_weight: Optional[Tensor] = None,
+    log: bool = True,
+) -> Tensor:
+    """``[N]`` int64 cluster of every node, from METIS on the symmetrized graph.
+
+    Args:
+        num_parts: clusters, from 1 to the number of nodes.
+        recursive: recursive bisection instead of k-way partitioning.
+        node_weight: ``[N]`` positive integer weights METIS balances.
+        edge_weight: ``[E]`` positive integer weights METIS keeps from cutting.
+        log: report on stderr while METIS runs on a large graph.
+    """
+    num_parts = check_num_parts(num_parts, graph.num_nodes)
+    n = graph.num_nodes
+    if graph.num_edges == 0:
+        raise ValueError(f"METIS needs a graph with edges, got {graph}")
+    vweights = _positive_ints(node_weight, n, "node_weight")
+    eweights = _positive_ints(edge_weight, graph.num_edges, "edge_weight")
+    if num_parts == 1:
+        return torch.zeros(n, dtype=torch.int64)
+    xadj, adjncy, merged = metis_adjacency(graph, eweights)
+    if adjncy.shape[0] == 0:
+        raise ValueError("METIS needs edges between distinct nodes; the graph has only self-loops")
+    import pymetis
+
+    verbose = log and n >= LOG_MIN_NODES
+    if verbose:
+        print(f"Computing METIS partitioning of {n:,} nodes into {num_parts} parts...",
+              file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    _, membership = pymetis.part_graph(
+        num_parts, xadj=xadj, adjncy=adjncy, vweights=vweights, eweights=merged,
+        recursive=bool(recursive),
+    )
+    if verbose:
+        print(f"METIS done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    return torch.as_tensor(np.asarray(membership), dtype=torch.int64)
+
+
+def _positive_ints(weight: Optional[Tensor], size: int, name: str) -> Optional[np.ndarray]:
+    if weight is None:
+        return None
+    if not isinstance(weight, Tensor) or weight.is_floating_point() or weight.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor (METIS weights are integers)")
+    if weight.shape != (size,):
+        raise ValueError(f"{name} must have shape [{size}], got {tuple(weight.shape)}")
+    if weight.numel() and int(weight.min()) <= 0:
+        raise ValueError(f"{name} must be positive, got {int(weight.min())}")
+    return weight.to(torch.int64).numpy()
+
+
+class ClusterSampler:
+    """Batches of whole clusters: the nodes of the chosen clusters and every edge among
+    them (the edges between chosen clusters included)."""
+
+    def __init__(self, graph: CSRGraph, partition: Partition) -> None:
+        self.graph = graph
+        self.partition = partition
+        self._tables = ThreadTables(graph.num_nodes, graph.num_nodes <= DENSE_TABLE_MAX_NODES)
+
+    @property
+    def num_parts(self) -> int:
+        return self.partition.partptr.numel() - 1
+
+    def sample(self, clusters: Tensor) -> SampledSubgraph:
+        """The subgraph of ``clusters`` ([k] int64 cluster ids, distinct): nodes grouped by
+        cluster in the given order."""
+        partptr = self.partition.partptr.numpy()
+        ids = clusters.numpy()
+        starts, ends = partptr[ids], partptr[ids + 1]
+        offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=offsets[1:])
+        nodes = np.empty(int(offsets[-1]), dtype=np.int64)
+        K.gather_ranges(self.partition.node_perm.numpy(), starts, ends, offsets, nodes)
+        table = self._tables.get(nodes.shape[0])
+        T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
+        try:
+            row, col, edge = induced_edges(self.graph, nodes, _NO_TREE, 0, table)
+        finally:
+            table.release([nodes])
+        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+
+    def share_memory_(self) -> "ClusterSampler":
+        self.graph.share_memory_()
+        for t in (self.partition.partptr, self.partition.node_perm, self.partition.part):
+            t.share_memory_()
+        return self

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from graphbatch.cli import gather_bench, pipeline_bench, saint_bench, sampler_bench, train_bench
+from graphbatch.cli import (
+    cluster_bench, gather_bench, pipeline_bench, saint_bench, sampler_bench, train_bench,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_bench.add_arguments(pipeline)
     saint = what.add_parser("saint", help="GraphSAINT sampler throughput and pre-sampling time")
     saint_bench.add_arguments(saint)
+    cluster = what.add_parser("cluster", help="METIS time and Cluster-GCN loader throughput")
+    cluster_bench.add_arguments(cluster)
     return parser
 
 
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_bench.run(args)
     elif args.what == "saint":
         saint_bench.run(args)
+    elif args.what == "cluster":
+        cluster_bench.run(args)
     else:
         train_bench.run(args)
     return 0

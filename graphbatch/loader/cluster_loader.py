@@ -83,15 +83,16 @@ class ClusterData(torch.utils.data.Dataset):
             return (part.shape == (self.graph.num_nodes,) and part.dtype == torch.int64
                     and (part.numel() == 0 or (int(part.min()) >= 0 and int(part.max()) < num_parts)))
 
-        path = None
-        if save_dir is not None:
+        if save_dir is None:
+            part = compute()["part"]
+        else:
             folder = f"part_{num_parts}{'_recursive' if recursive else ''}"
             path = Path(save_dir) / folder / (filename or "metis.pt")
-        key = {"graph": graph_digest(self.graph), "num_parts": num_parts,
-               "recursive": self.recursive,
-               "node_weight": None if node_weight is None else digest(node_weight.numpy()),
-               "edge_weight": None if edge_weight is None else digest(edge_weight.numpy())}
-        part = cached(path, key, compute, check, "METIS partition")["part"]
+            key = {"graph": graph_digest(self.graph), "num_parts": num_parts,
+                   "recursive": self.recursive,
+                   "node_weight": None if node_weight is None else digest(node_weight.numpy()),
+                   "edge_weight": None if edge_weight is None else digest(edge_weight.numpy())}
+            part = cached(path, key, compute, check, "METIS partition")["part"]
         self.partition = Partition.from_parts(part, num_parts, sparse_format)
         self.sampler = ClusterSampler(self.graph, self.partition)
 

@@ -1,0 +1,89 @@
+"""``graphbatch bench cluster``: METIS time and Cluster-GCN loader throughput on the
+skewed 1M-node graph, against PyG's ClusterLoader on the same partition (PyG's METIS
+call, which needs pyg-lib or a torch-sparse built with METIS, replaced by ours)."""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from graphbatch.cli.report import peak_rss_mib, print_table
+from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
+from graphbatch.graph import CSRGraph
+from graphbatch.loader import ClusterData, ClusterLoader
+from graphbatch.sampling.cluster import metis_adjacency
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-nodes", type=int, default=1_000_000)
+    p.add_argument("--num-pairs", type=int, default=10_000_000)
+    p.add_argument("--num-features", type=int, default=100)
+    p.add_argument("--num-parts", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=20, help="clusters per batch")
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _epochs(loader):
+    while True:
+        yield from loader
+
+
+def _throughput(loader, batches: int) -> tuple[float, float]:
+    """(batches/s, edges/s) of iterating ``loader`` end to end, epoch after epoch."""
+    it = _epochs(loader)
+    next(it)
+    edges = 0
+    start = time.perf_counter()
+    for _ in range(batches):
+        edges += next(it).num_edges
+    elapsed = time.perf_counter() - start
+    return batches / elapsed, edges / elapsed
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import pymetis
+
+    data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
+    print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
+    graph = CSRGraph.from_data(data)
+    start = time.perf_counter()
+    xadj, adjncy, _ = metis_adjacency(graph)
+    start = time.perf_counter()
+    pymetis.part_graph(args.num_parts, xadj=xadj, adjncy=adjncy)
+    direct_s = time.perf_counter() - start
+    del xadj, adjncy
+    start = time.perf_counter()
+    cluster_data = ClusterData(data, args.num_parts, graph=graph, log=False)
+    ours_s = time.perf_counter() - start
+    print(f"METIS into {args.num_parts} parts: pymetis on a ready adjacency {direct_s:.1f} s, "
+          f"ClusterData (symmetrize + METIS + partition) {ours_s:.1f} s: "
+          f"{100 * (ours_s / direct_s - 1):.0f}% added")
+
+    torch.manual_seed(args.seed)
+    loader = ClusterLoader(cluster_data, batch_size=args.batch_size, shuffle=True)
+    per_s, edges_per_s = _throughput(loader, args.batches)
+    rows = [{"loader": "graphbatch", "batches/s": f"{per_s:.1f}",
+             "edges/s": f"{edges_per_s / 1e6:.2f} M", "peak RSS": f"{peak_rss_mib():.0f} MiB"}]
+    try:
+        import torch_geometric.loader as pyg
+    except ImportError:  # pragma: no cover
+        pyg = None
+    if pyg is not None:
+        part = cluster_data.partition.part
+
+        class PyGClusterData(pyg.ClusterData):
+            def _metis(self, edge_index, num_nodes):  # the same partition, no pyg-lib needed
+                return part
+
+        pyg_data = PyGClusterData(data, args.num_parts, log=False)
+        pyg_loader = pyg.ClusterLoader(pyg_data, batch_size=args.batch_size, shuffle=True)
+        pyg_per_s, pyg_edges_per_s = _throughput(pyg_loader, args.batches)
+        rows.append({"loader": "PyG (same partition)", "batches/s": f"{pyg_per_s:.1f}",
+                     "edges/s": f"{pyg_edges_per_s / 1e6:.2f} M",
+                     "peak RSS": f"{peak_rss_mib():.0f} MiB"})
+    print_table(rows)
+    if pyg is not None:
+        print(f"graphbatch / PyG batches/s: {per_s / pyg_per_s:.1f}x")
+    return rows

@@ -11,8 +11,9 @@ def diag_enhanced_norm(edge_index: Tensor, num_nodes: int, diag_lambda: float = 
 
     Returns ``(edge_index with a self-loop per node appended, edge_weight)`` for
     ``GCNConv(normalize=False)``: ``A~ = (D + I)^-1 (A + I)`` plus ``diag_lambda`` times
-    its diagonal, so an edge ``u -> v`` weighs ``1 / (deg(v) + 1)`` and node ``v``'s
-    self-loop ``(1 + diag_lambda) / (deg(v) + 1)``, ``deg`` counting incoming edges.
+    its diagonal, so an edge ``u -> v`` weighs ``1 / (deg(v) + 1)`` and the diagonal
+    (the appended self-loop and any the batch already has) ``(1 + diag_lambda) /
+    (deg(v) + 1)`` per loop, ``deg`` counting incoming edges, loops included.
 
     Args:
         edge_index: ``[2, m]`` int64 local edges of a batch (messages flow row 0 -> 1).
@@ -22,6 +23,7 @@ def diag_enhanced_norm(edge_index: Tensor, num_nodes: int, diag_lambda: float = 
     if diag_lambda < 0:
         raise ValueError(f"diag_lambda must be >= 0, got {diag_lambda}")
     deg = torch.bincount(edge_index[1], minlength=num_nodes).to(torch.float32) + 1.0
-    weight = torch.cat([1.0 / deg[edge_index[1]], (1.0 + diag_lambda) / deg])
+    loop_scale = torch.where(edge_index[0] == edge_index[1], 1.0 + diag_lambda, 1.0)
+    weight = torch.cat([loop_scale / deg[edge_index[1]], (1.0 + diag_lambda) / deg])
     loop = torch.arange(num_nodes, device=edge_index.device)
     return torch.cat([edge_index, torch.stack([loop, loop])], 1), weight

@@ -478,27 +478,61 @@ def test_cache_tampered_partition_recomputed(data, tmp_path):
 
 # --------------------------------------------------------------------------- diag_enhanced_norm
 
-@pytest.mark.parametrize("lam", [0.0, 1.0, 2.5])
-def test_diag_enhanced_norm_dense(lam):
-    ei = torch.tensor([[0, 1, 2, 2, 3, 0, 0, 4],
-                       [1, 2, 1, 0, 1, 1, 2, 4]])  # a duplicate 0->1, a loop 4->4
-    n = 6  # node 5 isolated
-    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+def dense_reference(ei: torch.Tensor, n: int, lam: float, x: torch.Tensor) -> torch.Tensor:
+    """(A~ + lam diag(A~)) x with A~ = (D + I)^-1 (A + I), A[v, u] counting edges u -> v
+    (an input self-loop counts in A, so in diag(A~))."""
+    a = torch.zeros(n, n, dtype=torch.float64)
+    for s, d in ei.t().tolist():
+        a[d, s] += 1.0
+    deg = torch.bincount(ei[1], minlength=n).double()
+    at = torch.diag(1.0 / (deg + 1.0)) @ (a + torch.eye(n, dtype=torch.float64))
+    return (at + lam * torch.diag(torch.diagonal(at))) @ x
+
+
+def gcn_aggregate(ei: torch.Tensor, n: int, lam: float, x: torch.Tensor) -> torch.Tensor:
     out_ei, w = diag_enhanced_norm(ei, n, lam)
     assert out_ei.shape[1] == w.shape[0] == ei.shape[1] + n
     assert torch.equal(out_ei[:, :ei.shape[1]], ei)
-    out = torch.zeros(n, 3, dtype=torch.float64)
+    out = torch.zeros(n, x.shape[1], dtype=torch.float64)
     out.index_add_(0, out_ei[1], w.double().unsqueeze(1) * x[out_ei[0]])
-    a = torch.zeros(n, n, dtype=torch.float64)
-    for s, d in ei.t().tolist():
-        a[d, s] += 1.0  # a[v, u]: message u -> v
-    deg = torch.bincount(ei[1], minlength=n).double()
-    at = torch.diag(1.0 / (deg + 1.0)) @ (a + torch.eye(n, dtype=torch.float64))
-    ref = (at + lam * torch.diag(torch.diagonal(at))) @ x
-    assert torch.allclose(out, ref, atol=1e-6)
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.0, 2.5])
+def test_diag_enhanced_norm_dense(lam):
+    ei = torch.tensor([[0, 1, 2, 2, 3, 0, 0, 4],
+                       [1, 2, 1, 0, 1, 1, 2, 3]])  # a duplicate 0->1; node 5 isolated
+    n = 6
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(gcn_aggregate(ei, n, lam, x), dense_reference(ei, n, lam, x),
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.0, 2.5])
+def test_diag_enhanced_norm_dense_with_input_self_loop(lam):
+    # Cluster batches keep the graph's self-loops, so the norm must handle them:
+    # node 2 has in-edges 1->2 and the loop 2->2 (deg 2): A~[2, 2] = (1 + 1) / 3,
+    # so (A~ + lam diag(A~))[2, 2] = 2 (1 + lam) / 3.
+    ei = torch.tensor([[0, 1, 2, 2], [1, 2, 2, 0]])
+    n = 3
+    x = torch.eye(n, dtype=torch.float64)
+    out = gcn_aggregate(ei, n, lam, x)
+    assert out[2, 2].item() == pytest.approx(2 * (1 + lam) / 3)
+    assert torch.allclose(out, dense_reference(ei, n, lam, x), atol=1e-6)
 
 
 def test_diag_enhanced_norm_negative_lambda():
     ei = torch.tensor([[0], [1]])
     with pytest.raises(ValueError, match="diag_lambda"):
         diag_enhanced_norm(ei, 2, -0.1)
+
+
+@pytest.mark.parametrize("name", ["node_weight", "edge_weight"])
+@pytest.mark.parametrize("cache", [False, True])
+def test_weight_not_a_tensor(data, name, cache, tmp_path):
+    size = data.num_nodes if name == "node_weight" else data.num_edges
+    kw = {"save_dir": tmp_path} if cache else {}
+    with pytest.raises(TypeError, match=name):
+        ClusterData(data, 4, log=False, **kw, **{name: [1] * size})
+    with pytest.raises(TypeError, match=name):
+        ClusterData(data, 4, log=False, **kw, **{name: np.ones(size, dtype=np.int64)})

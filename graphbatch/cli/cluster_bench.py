@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     start = time.perf_counter()
     xadj, adjncy, _ = metis_adjacency(graph)
     start = time.perf_counter()
-    pymetis.part_graph(args.num_parts, xadj=xadj, adjncy=adjncy)
+    pymetis.part_graph(args.num_parts, adjacency=pymetis.CSRAdjacency(xadj, adjncy))
     direct_s = time.perf_counter() - start
     del xadj, adjncy
     start = time.perf_counter()

@@ -16,7 +16,7 @@ from graphbatch.loader.assemble import assemble
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
 from graphbatch.loader.batches import SeededBatches
 from graphbatch.sampling.cluster import (
-    ClusterSampler, Partition, check_num_parts, metis_partition,
+    ClusterSampler, Partition, check_num_parts, metis_partition, positive_int_weights,
 )
 from graphbatch.sampling.saint_norm import graph_digest
 from graphbatch.sampling.subgraph import SampledSubgraph
@@ -69,6 +69,9 @@ class ClusterData(torch.utils.data.Dataset):
                 "already keep the edges between the clusters they join")
         self.graph = graph_of(data, graph)
         num_parts = check_num_parts(num_parts, self.graph.num_nodes)
+        for name, weight, size in (("node_weight", node_weight, self.graph.num_nodes),
+                                   ("edge_weight", edge_weight, self.graph.num_edges)):
+            positive_int_weights(weight, size, name)
         self.data = data
         self.num_parts = num_parts
         self.recursive = bool(recursive)

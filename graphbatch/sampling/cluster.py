@@ -106,8 +106,8 @@ def metis_partition(
     n = graph.num_nodes
     if graph.num_edges == 0:
         raise ValueError(f"METIS needs a graph with edges, got {graph}")
-    vweights = _positive_ints(node_weight, n, "node_weight")
-    eweights = _positive_ints(edge_weight, graph.num_edges, "edge_weight")
+    vweights = positive_int_weights(node_weight, n, "node_weight")
+    eweights = positive_int_weights(edge_weight, graph.num_edges, "edge_weight")
     if num_parts == 1:
         return torch.zeros(n, dtype=torch.int64)
     xadj, adjncy, merged = metis_adjacency(graph, eweights)
@@ -121,15 +121,15 @@ def metis_partition(
               file=sys.stderr, flush=True)
     start = time.perf_counter()
     _, membership = pymetis.part_graph(
-        num_parts, xadj=xadj, adjncy=adjncy, vweights=vweights, eweights=merged,
-        recursive=bool(recursive),
+        num_parts, adjacency=pymetis.CSRAdjacency(xadj, adjncy), vweights=vweights,
+        eweights=merged, recursive=bool(recursive),
     )
     if verbose:
         print(f"METIS done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return torch.as_tensor(np.asarray(membership), dtype=torch.int64)
 
 
-def _positive_ints(weight: Optional[Tensor], size: int, name: str) -> Optional[np.ndarray]:
+def positive_int_weights(weight: Optional[Tensor], size: int, name: str) -> Optional[np.ndarray]:
     if weight is None:
         return None
     if not isinstance(weight, Tensor) or weight.is_floating_point() or weight.dtype == torch.bool:

@@ -1,7 +1,7 @@
 """NeighborSampler: every output checked edge by edge against the graph (brute force)."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numba
 import numpy as np

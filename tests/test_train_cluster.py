@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
+from conftest import random_split, val_test_accuracy
 from graphbatch import ClusterData, ClusterLoader
 from graphbatch.datasets import load, shared_datasets
 
@@ -37,11 +38,7 @@ class GCN(torch.nn.Module):
 def test_cluster_gcn_matches_full_batch_gcn(tmp_path):
     data = load("CS", root=tmp_path)
     n = data.num_nodes
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
-    for mask, part in zip(masks, (perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)],
-                                  perm[int(0.8 * n):])):
-        mask[part] = True
+    masks = random_split(n, seed=0)
     data.train_mask, data.val_mask, data.test_mask = masks
     num_classes = int(data.y.max()) + 1
 
@@ -49,7 +46,7 @@ def test_cluster_gcn_matches_full_batch_gcn(tmp_path):
         model.eval()
         with torch.no_grad():
             pred = model(data.x, data.edge_index).argmax(-1)
-        return tuple((pred[m] == data.y[m]).float().mean().item() for m in masks[1:])
+        return val_test_accuracy(pred, data.y, masks)
 
     def new_model():
         model = GCN(data.num_features, 64, num_classes)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import degree
 
+from conftest import random_split, val_test_accuracy
 from graphbatch import GraphSAINTRandomWalkSampler
 from graphbatch.datasets import load, shared_datasets
 
@@ -45,11 +46,7 @@ def with_self_loops(edge_index, edge_weight, loop_weight):
 def test_graphsaint_random_walk_matches_full_batch_gcn(tmp_path):
     data = load("Computers", root=tmp_path)
     n = data.num_nodes
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
-    for mask, part in zip(masks, (perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)],
-                                  perm[int(0.8 * n):])):
-        mask[part] = True
+    masks = random_split(n, seed=0)
     data.train_mask, data.val_mask, data.test_mask = masks
     row, col = data.edge_index
     deg = degree(col, n) + 1  # with the self-loop
@@ -61,7 +58,7 @@ def test_graphsaint_random_walk_matches_full_batch_gcn(tmp_path):
         model.eval()
         with torch.no_grad():
             pred = model(data.x, full_ei, full_w).argmax(-1)
-        return tuple((pred[m] == data.y[m]).float().mean().item() for m in masks[1:])
+        return val_test_accuracy(pred, data.y, masks)
 
     torch.manual_seed(0)
     model = GCN(data.num_features, 128, num_classes)

@@ -18,12 +18,10 @@ from torch import Tensor
 from graphbatch._validate import as_int
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _cluster_kernels as K
-from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling.subgraph import (
-    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_edges,
+    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_subgraph,
 )
 
-_NO_TREE = np.empty(0, dtype=np.int64)
 #: Graphs with more nodes than this get a progress message while METIS runs.
 LOG_MIN_NODES = 100_000
 
@@ -164,13 +162,7 @@ class ClusterSampler:
         np.cumsum(ends - starts, out=offsets[1:])
         nodes = np.empty(int(offsets[-1]), dtype=np.int64)
         K.gather_ranges(self.partition.node_perm.numpy(), starts, ends, offsets, nodes)
-        table = self._tables.get(nodes.shape[0])
-        T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
-        try:
-            row, col, edge = induced_edges(self.graph, nodes, _NO_TREE, 0, table)
-        finally:
-            table.release([nodes])
-        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+        return induced_subgraph(self.graph, nodes, self._tables)
 
     def share_memory_(self) -> "ClusterSampler":
         self.graph.share_memory_()

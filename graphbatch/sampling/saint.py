@@ -18,13 +18,11 @@ from torch import Tensor
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _saint_kernels as K
-from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
 from graphbatch.sampling.subgraph import (
-    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_edges,
+    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_subgraph,
 )
 
-_NO_TREE = np.empty(0, dtype=np.int64)
 
 
 class SAINTSampler:
@@ -52,14 +50,7 @@ class SAINTSampler:
 
     def sample(self, seed: int, batch: int) -> SampledSubgraph:
         """The subgraph of ``batch`` under ``seed`` (equal arguments, equal subgraphs)."""
-        nodes = self.nodes(batch_key(seed, batch))
-        table = self._tables.get(nodes.shape[0])
-        T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
-        try:
-            row, col, edge = induced_edges(self.graph, nodes, _NO_TREE, 0, table)
-        finally:
-            table.release([nodes])
-        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+        return induced_subgraph(self.graph, self.nodes(batch_key(seed, batch)), self._tables)
 
     def share_memory_(self) -> "SAINTSampler":
         self.graph.share_memory_()

@@ -127,3 +127,18 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     T.fill_induced(indptr, indices, perm, nodes, tree, stride, table.keys, table.vals,
                    table.dense, offsets, src, dst, edge)
     return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
+
+
+_NO_TREE = np.empty(0, dtype=np.int64)
+
+
+def induced_subgraph(graph: CSRGraph, nodes: np.ndarray, tables: ThreadTables) -> SampledSubgraph:
+    """The subgraph of ``graph`` induced by ``nodes`` ([n] int64, distinct), which keep
+    their order: local id ``t`` is ``nodes[t]``."""
+    table = tables.get(nodes.shape[0])
+    T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
+    try:
+        row, col, edge = induced_edges(graph, nodes, _NO_TREE, 0, table)
+    finally:
+        table.release([nodes])
+    return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)

@@ -12,6 +12,8 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from graphbatch.datasets import shared_datasets
+
 
 def random_edge_index(
     num_nodes: int,
@@ -136,3 +138,10 @@ def random_split(num_nodes: int, seed: int = 0) -> list[torch.Tensor]:
 def val_test_accuracy(pred: torch.Tensor, y: torch.Tensor, masks) -> tuple[float, float]:
     """(validation, test) accuracy of predictions ``pred`` for the masks of :func:`random_split`."""
     return tuple((pred[m] == y[m]).float().mean().item() for m in masks[1:])
+
+
+#: Marks tests that train on the real datasets of ``../shared/datasets``.
+needs_datasets = pytest.mark.skipif(
+    shared_datasets() is None,
+    reason="raw datasets not found: set GRAPHBATCH_SHARED_DATASETS or put shared/ beside the repo",
+)

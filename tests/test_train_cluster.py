@@ -11,14 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
-from conftest import random_split, val_test_accuracy
+from conftest import needs_datasets, random_split, val_test_accuracy
 from graphbatch import ClusterData, ClusterLoader
-from graphbatch.datasets import load, shared_datasets
+from graphbatch.datasets import load
 
-pytestmark = pytest.mark.skipif(
-    shared_datasets() is None,
-    reason="raw datasets not found: set GRAPHBATCH_SHARED_DATASETS or put shared/ beside the repo",
-)
+pytestmark = needs_datasets
 
 
 class GCN(torch.nn.Module):

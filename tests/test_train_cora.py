@@ -4,14 +4,12 @@ import torch
 import torch.nn.functional as F
 import torch_geometric.transforms as T
 
+from conftest import needs_datasets
 from graphbatch import NeighborLoader
 from graphbatch.cli.train_bench import SAGE
-from graphbatch.datasets import load, shared_datasets
+from graphbatch.datasets import load
 
-pytestmark = pytest.mark.skipif(
-    shared_datasets() is None,
-    reason="raw datasets not found: set GRAPHBATCH_SHARED_DATASETS or put shared/ beside the repo",
-)
+pytestmark = needs_datasets
 
 
 @pytest.mark.slow

@@ -12,14 +12,11 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import degree
 
-from conftest import random_split, val_test_accuracy
+from conftest import needs_datasets, random_split, val_test_accuracy
 from graphbatch import GraphSAINTRandomWalkSampler
-from graphbatch.datasets import load, shared_datasets
+from graphbatch.datasets import load
 
-pytestmark = pytest.mark.skipif(
-    shared_datasets() is None,
-    reason="raw datasets not found: set GRAPHBATCH_SHARED_DATASETS or put shared/ beside the repo",
-)
+pytestmark = needs_datasets
 
 
 class GCN(torch.nn.Module):

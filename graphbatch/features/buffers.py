@@ -39,12 +39,6 @@ def mapped_bytes(nbytes: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.uint8)
 
 
-def as_tensor(raw: np.ndarray, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """The first bytes of ``raw`` (uint8) as a tensor of ``shape`` and ``dtype``."""
-    nbytes = int(np.prod(shape)) * element_size(dtype)
-    return torch.from_numpy(raw[:nbytes]).view(dtype).view(shape)
-
-
 class BufferPool:
     """Up to ``capacity`` reusable host buffers.
 

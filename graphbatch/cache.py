@@ -25,6 +25,11 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def graph_digest(graph) -> str:
+    """A hash of a :class:`~graphbatch.graph.CSRGraph`'s topology, for cache keys."""
+    return digest(np.int64(graph.num_nodes).reshape(1), *graph.numpy())
+
+
 def _checksum(tensors: dict[str, Tensor]) -> str:
     h = hashlib.blake2b(digest_size=16)
     for name in sorted(tensors):

@@ -18,7 +18,7 @@ from scipy import stats
 
 from conftest import induced_reference, make_graph
 from graphbatch import CSRGraph
-from graphbatch.sampling import saint as saint_module
+from graphbatch.sampling import subgraph as subgraph_module
 from graphbatch.sampling import saint_norm
 from graphbatch.sampling.saint import (
     SAINTEdgeSampler, SAINTNodeSampler, SAINTRandomWalkSampler,
@@ -364,7 +364,7 @@ def test_subgraph_is_induced(medium, kind, monkeypatch):
         check_subgraph(sub, edge_index, n)
         assert sub.edge.numel() > 0
     # The hash-table path (large graphs) gives the same subgraphs as the dense table.
-    monkeypatch.setattr(saint_module, "DENSE_TABLE_MAX_NODES", 0)
+    monkeypatch.setattr(subgraph_module, "DENSE_TABLE_MAX_NODES", 0)
     hashed = make()
     assert not hashed._tables.dense
     for b, sub in enumerate(subs):

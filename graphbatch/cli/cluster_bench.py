@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> list[dict]:
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
     graph = CSRGraph.from_data(data)
-    start = time.perf_counter()
     xadj, adjncy, _ = metis_adjacency(graph)
     start = time.perf_counter()
     pymetis.part_graph(args.num_parts, adjacency=pymetis.CSRAdjacency(xadj, adjncy))

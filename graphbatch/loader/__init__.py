@@ -6,6 +6,6 @@ from graphbatch.loader.saint_loader import (
 )
 
 __all__ = [
-    "ClusterData", "ClusterLoader", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler", "GraphSAINTRandomWalkSampler",
-    "GraphSAINTSampler", "NeighborLoader",
+    "ClusterData", "ClusterLoader", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
+    "GraphSAINTRandomWalkSampler", "GraphSAINTSampler", "NeighborLoader",
 ]

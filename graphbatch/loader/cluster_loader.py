@@ -9,7 +9,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from graphbatch._validate import as_int, check_positive_int
-from graphbatch.cache import cached, digest
+from graphbatch.cache import cached, digest, graph_digest
 from graphbatch.features import FeatureStore
 from graphbatch.graph import CSRGraph
 from graphbatch.loader.assemble import assemble
@@ -18,7 +18,6 @@ from graphbatch.loader.batches import SeededBatches
 from graphbatch.sampling.cluster import (
     ClusterSampler, Partition, check_num_parts, metis_partition, positive_int_weights,
 )
-from graphbatch.sampling.saint_norm import graph_digest
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 

@@ -62,9 +62,6 @@ class GraphSAINTSampler(BatchLoader):
             raise ValueError(f"sample_coverage must be >= 0, got {sample_coverage}")
         for key in ("shuffle", "drop_last", "sampler"):
             kwargs.pop(key, None)
-        loader_args = {k: kwargs.pop(k) for k in (
-            "transform", "filter_per_worker", "node_store", "edge_store", "device", "prefetch",
-        ) if k in kwargs}
         graph = graph_of(data, graph)
         self.saint_sampler = self._make_sampler(graph, batch_size)
         generator = kwargs.get("generator")
@@ -73,7 +70,7 @@ class GraphSAINTSampler(BatchLoader):
             seed = int(torch.randint(0, 2**62, (), generator=generator))
             self.norm = normalization(self.saint_sampler, sample_coverage, seed, save_dir, log)
         batches = SeededBatches(num_steps, 1, generator=generator)
-        super().__init__(data, graph, batches, shared=(self.saint_sampler,), **loader_args, **kwargs)
+        super().__init__(data, graph, batches, shared=(self.saint_sampler,), **kwargs)
 
     def _make_sampler(self, graph: CSRGraph, batch_size: int) -> SAINTSampler:
         raise NotImplementedError

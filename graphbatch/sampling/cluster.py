@@ -19,7 +19,7 @@ from graphbatch._validate import as_int
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _cluster_kernels as K
 from graphbatch.sampling.subgraph import (
-    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_subgraph,
+    SampledSubgraph, ThreadTables, induced_subgraph,
 )
 
 #: Graphs with more nodes than this get a progress message while METIS runs.
@@ -146,7 +146,7 @@ class ClusterSampler:
     def __init__(self, graph: CSRGraph, partition: Partition) -> None:
         self.graph = graph
         self.partition = partition
-        self._tables = ThreadTables(graph.num_nodes, graph.num_nodes <= DENSE_TABLE_MAX_NODES)
+        self._tables = ThreadTables(graph.num_nodes)
 
     @property
     def num_parts(self) -> int:

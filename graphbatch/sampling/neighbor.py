@@ -17,7 +17,7 @@ from graphbatch.sampling import _neighbor_kernels as K
 from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
 from graphbatch.sampling.subgraph import (
-    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_edges,
+    SampledSubgraph, ThreadTables, induced_edges,
 )
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
@@ -79,8 +79,7 @@ class NeighborSampler:
         self.replace = bool(replace)
         self.subgraph_type = subgraph_type
         self.disjoint = bool(disjoint)
-        self._tables = ThreadTables(
-            graph.num_nodes, not self.disjoint and graph.num_nodes <= DENSE_TABLE_MAX_NODES)
+        self._tables = ThreadTables(graph.num_nodes, keys_are_nodes=not self.disjoint)
         self.weight: Optional[Tensor] = None
         self.cum_weight: Optional[Tensor] = None
         if edge_weight is None:

@@ -8,7 +8,6 @@ analysis: a node ``u``'s column norm is ``sum over edges u -> v of 1 / deg(v)^2`
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Optional
 
 import numpy as np
@@ -16,13 +15,13 @@ import torch
 from torch import Tensor
 
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
+from graphbatch.cache import digest
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _saint_kernels as K
 from graphbatch.sampling._rng import batch_key
 from graphbatch.sampling.subgraph import (
-    DENSE_TABLE_MAX_NODES, SampledSubgraph, ThreadTables, induced_subgraph,
+    SampledSubgraph, ThreadTables, induced_subgraph,
 )
-
 
 
 class SAINTSampler:
@@ -38,7 +37,7 @@ class SAINTSampler:
             raise ValueError(f"GraphSAINT needs a graph with edges, got {graph}")
         self.graph = graph
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self._tables = ThreadTables(graph.num_nodes, graph.num_nodes <= DENSE_TABLE_MAX_NODES)
+        self._tables = ThreadTables(graph.num_nodes)
 
     def params(self) -> dict:
         """What defines the sampling distribution (a cache key for normalizations)."""
@@ -129,8 +128,8 @@ class SAINTRandomWalkSampler(SAINTSampler):
         self.roots = roots.numpy()
 
     def params(self) -> dict:
-        roots = hashlib.blake2b(self.roots.tobytes(), digest_size=16).hexdigest()
-        return {**super().params(), "walk_length": self.walk_length, "roots": roots}
+        return {**super().params(), "walk_length": self.walk_length,
+                "roots": digest(self.roots)}
 
     def nodes(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from graphbatch.cache import cached, digest, key_filename
-from graphbatch.graph import CSRGraph
+from graphbatch.cache import cached, graph_digest, key_filename
 from graphbatch.sampling.saint import SAINTSampler
 
 
@@ -37,11 +36,6 @@ class SAINTNorm:
     node_norm: Tensor
     edge_norm: Tensor
     num_samples: int
-
-
-def graph_digest(graph: CSRGraph) -> str:
-    """A hash of the topology, for cache keys."""
-    return digest(np.int64(graph.num_nodes).reshape(1), *graph.numpy())
 
 
 def estimate(sampler: SAINTSampler, sample_coverage: int, seed: int, log: bool = True) -> SAINTNorm:

@@ -88,12 +88,14 @@ class DenseTable:
 
 class ThreadTables:
     """Node tables for one sampler: each thread's dense array, made on first use and
-    reused across samples, or a fresh hash table per sample where ``dense`` is False.
+    reused across samples, or a fresh hash table per sample where keys are not node ids
+    (disjoint mode) or the graph has more than :data:`DENSE_TABLE_MAX_NODES` nodes.
     Pickles without its arrays (they are per process and thread)."""
 
-    def __init__(self, num_nodes: int, dense: bool) -> None:
+    def __init__(self, num_nodes: int, keys_are_nodes: bool = True) -> None:
         self.num_nodes = num_nodes
-        self.dense = dense
+        self.keys_are_nodes = keys_are_nodes
+        self.dense = keys_are_nodes and num_nodes <= DENSE_TABLE_MAX_NODES
         self._local = threading.local()
 
     def get(self, capacity_for: int):
@@ -106,10 +108,10 @@ class ThreadTables:
         return DenseTable(array)
 
     def __getstate__(self) -> dict:
-        return {"num_nodes": self.num_nodes, "dense": self.dense}
+        return {"num_nodes": self.num_nodes, "keys_are_nodes": self.keys_are_nodes}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["num_nodes"], state["dense"])
+        self.__init__(state["num_nodes"], state["keys_are_nodes"])
 
 
 def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,

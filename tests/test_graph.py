@@ -158,3 +158,35 @@ def test_empty_graph_inferred():
 def test_num_nodes_bad_type(num_nodes):
     with pytest.raises(TypeError, match="num_nodes"):
         CSRGraph(torch.tensor([[0], [1]]), num_nodes)
+
+
+# ------------------------------------------------------------------ oriented adjacency
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_oriented_files_each_edge_once_under_its_lower_degree_endpoint(seed):
+    num_nodes = 40
+    edge_index = random_edge_index(num_nodes, 300, seed=seed)
+    # Self-loops and duplicate edges are filed like any other edge.
+    edge_index = torch.cat([edge_index, torch.tensor([[3, 3, 5], [3, 7, 7]])], dim=1)
+    g = CSRGraph(edge_index, num_nodes)
+    optr, code, edge = g.oriented()
+    assert optr.dtype == code.dtype == edge.dtype == np.int64
+    assert optr[0] == 0 and optr[-1] == edge_index.size(1)
+    src, dst = edge_index.numpy()
+    degree = np.bincount(src, minlength=num_nodes) + np.bincount(dst, minlength=num_nodes)
+    rank = {v: (degree[v], v) for v in range(num_nodes)}
+    assert sorted(edge.tolist()) == list(range(edge_index.size(1)))
+    for x in range(num_nodes):
+        for q in range(optr[x], optr[x + 1]):
+            e, other, x_is_source = edge[q], code[q] >> 1, code[q] & 1
+            s, d = (x, other) if x_is_source else (other, x)
+            assert (s, d) == (src[e], dst[e]), f"edge {e} filed under {x}"
+            assert rank[x] <= rank[other]
+    # Built once, then reused; moving it to shared memory keeps its contents (and
+    # invalidates earlier views, as for every tensor moved there).
+    assert np.shares_memory(g.oriented()[1], code)
+    edge = edge.copy()
+    g.share_memory_()
+    assert g._oriented[2].is_shared()
+    assert np.array_equal(g.oriented()[2], edge)

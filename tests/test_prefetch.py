@@ -19,7 +19,9 @@ from graphbatch.features import FeatureStore
 from graphbatch.features.buffers import POOL_MIN_BYTES
 from graphbatch.loader.prefetch import Prefetcher
 
-THREAD_NAME = "graphbatch-prefetch"
+THREAD_PREFIX = "graphbatch-prefetch"
+#: A prefetcher runs a sampling and an assembling thread.
+THREADS_PER_PREFETCHER = 2
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def epoch(loader, seed: int) -> list[Data]:
 
 
 def prefetch_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name == THREAD_NAME}
+    return {t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)}
 
 
 def wait_until_gone(threads: set[threading.Thread], timeout: float = 5.0) -> set[threading.Thread]:
@@ -191,7 +193,7 @@ def test_thread_ends_after_close(data):
     it = iter(loader)
     next(it)
     mine = prefetch_threads() - before
-    assert len(mine) == 1
+    assert len(mine) == THREADS_PER_PREFETCHER
     it.close()
     assert not wait_until_gone(mine)
     with pytest.raises(StopIteration):
@@ -357,7 +359,7 @@ def test_prefetcher_error_and_close():
     q = Prefetcher(iter(range(1000)), lambda i: i, depth=2)
     assert next(q) == 0
     q.close()
-    assert not q._thread.is_alive()
+    assert not any(t.is_alive() for t in q._threads)
     with pytest.raises(StopIteration):
         next(q)
 

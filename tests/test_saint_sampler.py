@@ -14,6 +14,8 @@ import numba
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from conftest import induced_reference, make_graph
@@ -720,3 +722,37 @@ def test_bad_roots(tiny):
         SAINTRandomWalkSampler(tiny, 2, 1, roots=torch.tensor([0.0, 1.0]))
     with pytest.raises(TypeError, match="roots"):  # masks are resolved by the loader
         SAINTRandomWalkSampler(tiny, 2, 1, roots=torch.ones(5, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- sampling primitives
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alias_table_gives_exactly_the_weights(seed):
+    """Walker's table is exact: column i keeps prob[i] / n and gives 1 - prob[j] / n of
+    every column j aliased to i; zero weights get nothing."""
+    from graphbatch.sampling._rng import alias_table
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    weight = rng.pareto(1.0, n) * (rng.random(n) < 0.7)
+    if weight.sum() == 0:
+        weight[0] = 1.0
+    prob = np.empty(n)
+    alias = np.empty(n, dtype=np.int64)
+    alias_table(weight, prob, alias)
+    assert ((prob >= 0) & (prob <= 1)).all() and ((alias >= 0) & (alias < n)).all()
+    got = prob.copy()
+    np.add.at(got, alias, 1 - prob)
+    np.testing.assert_allclose(got / n, weight / weight.sum(), atol=1e-12)
+    assert (got[weight == 0] < 1e-12).all()
+
+
+@given(st.lists(st.integers(0, 199), max_size=300))
+@settings(max_examples=60, deadline=None)
+def test_unique_sorted_matches_numpy(values):
+    tables = subgraph_module.ThreadTables(200)
+    nodes = np.array(values, dtype=np.int64)
+    assert np.array_equal(tables.unique_sorted(nodes), np.unique(nodes))
+    # The bitmap is left clear for the next call.
+    assert not tables.get(1).bits.any()

@@ -68,3 +68,48 @@ def batch_key(seed: int, batch: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
     return (z ^ (z >> 31)) >> 1  # 63 bits, so it passes to numba as an int64
+
+
+@njit(cache=True, nogil=True)
+def alias_table(weight, out_prob, out_alias):
+    """Walker's alias table of ``weight`` (non-negative, positive sum), by Vose's method:
+    draw a column ``i`` uniformly, keep it with probability ``out_prob[i]``, else take
+    ``out_alias[i]``. Zero weights get probability 0 and are never drawn."""
+    n = weight.shape[0]
+    scaled = weight * (n / weight.sum())
+    small = np.empty(n, dtype=np.int64)
+    large = np.empty(n, dtype=np.int64)
+    num_small = 0
+    num_large = 0
+    for i in range(n):
+        out_alias[i] = i
+        if scaled[i] < 1.0:
+            small[num_small] = i
+            num_small += 1
+        else:
+            large[num_large] = i
+            num_large += 1
+    while num_small > 0 and num_large > 0:
+        num_small -= 1
+        s = small[num_small]
+        g = large[num_large - 1]
+        out_prob[s] = scaled[s]
+        out_alias[s] = g
+        scaled[g] -= 1.0 - scaled[s]
+        if scaled[g] < 1.0:
+            num_large -= 1
+            small[num_small] = g
+            num_small += 1
+    # Columns left over hold one column's worth of weight up to rounding (a zero
+    # weight, a whole column short, is always paired above).
+    for k in range(num_large):
+        out_prob[large[k]] = 1.0
+    for k in range(num_small):
+        out_prob[small[k]] = 1.0
+
+
+@njit(inline="always", cache=True)
+def draw_alias(prob, alias, state, j):
+    """Draws ``j`` and ``j + 1`` of a stream: an index from an :func:`alias_table`."""
+    i = randint(state, j, prob.shape[0])
+    return i if uniform(state, j + 1) < prob[i] else alias[i]

@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from graphbatch._intrinsics import prefetch
 from graphbatch.sampling._rng import mix64
 
 EMPTY = -1
+#: How many nodes ahead the induced-subgraph scan prefetches a node's filed edges.
+PREFETCH_DISTANCE = 8
 
 
 @njit(inline="always", cache=True)
@@ -55,38 +58,104 @@ def table_insert_rows(table_keys, table_vals, dense, keys):
             table_vals[h] = j
 
 
+@njit(inline="always", cache=True)
+def _has_bit(bits, k):
+    return (bits[k >> 6] >> np.uint64(k & 63)) & np.uint64(1) != 0
+
+
+@njit(cache=True, nogil=True)
+def set_bits(bits, keys, value):
+    """Sets (``value`` True) or clears the bits of ``keys`` in the bitmap ``bits``."""
+    for j in range(keys.shape[0]):
+        k = keys[j]
+        if value:
+            bits[k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+        else:
+            bits[k >> 6] &= ~(np.uint64(1) << np.uint64(k & 63))
+
+
+@njit(cache=True, nogil=True)
+def first_occurrences(bits, keys, out):
+    """Copies each distinct key of ``keys`` once into ``out``, in order of first
+    occurrence, setting its bit; returns how many. ``bits`` starts clear for ``keys``."""
+    n = 0
+    for j in range(keys.shape[0]):
+        k = keys[j]
+        if not _has_bit(bits, k):
+            bits[k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+            out[n] = k
+            n += 1
+    return n
+
+
+@njit(inline="always", cache=True)
+def _is_member(table_keys, bits, dense, k):
+    if dense:
+        return _has_bit(bits, k)
+    return table_keys[_slot(table_keys, k, dense)] != EMPTY
+
+
+@njit(cache=True, nogil=True)
+def filed_offsets(optr, nodes, out):
+    """``out[t]``: how many edges are filed under ``nodes[:t]`` (``out`` has
+    ``len(nodes) + 1``)."""
+    out[0] = 0
+    for t in range(nodes.shape[0]):
+        x = nodes[t]
+        out[t + 1] = out[t] + optr[x + 1] - optr[x]
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def count_induced(indptr, indices, nodes, tree, stride, table_keys, dense, counts):
-    """``counts[t]``: incoming edges of local node ``t`` whose source is a sampled node."""
-    for t in prange(nodes.shape[0]):
-        v = nodes[t]
+def scan_induced(optr, code, nodes, tree, stride, table_keys, bits, dense, filed, hits, counts):
+    """One pass over the edges filed under the sampled nodes (an oriented adjacency,
+    see :func:`graphbatch.graph_kernels.build_oriented`). ``counts[t]``: those of local
+    node ``t`` whose other endpoint is sampled (in ``t``'s tree, in disjoint mode);
+    their positions go to ``hits[filed[t]:]``. Dense tables test membership in ``bits``
+    (one bit a node stays in cache where the ids table would not); hash tables probe."""
+    n = nodes.shape[0]
+    for t in prange(n):
+        if t + PREFETCH_DISTANCE < n:
+            prefetch(code, optr[nodes[t + PREFETCH_DISTANCE]])
+        x = nodes[t]
         base = tree[t] * stride if stride else 0
+        j = filed[t]
         c = 0
-        for p in range(indptr[v], indptr[v + 1]):
-            if table_keys[_slot(table_keys, base + indices[p], dense)] != EMPTY:
+        for q in range(optr[x], optr[x + 1]):
+            if _is_member(table_keys, bits, dense, base + (code[q] >> 1)):
+                hits[j + c] = q
                 c += 1
         counts[t] = c
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def fill_induced(indptr, indices, perm, nodes, tree, stride, table_keys, table_vals, dense,
+def emit_induced(code, edge, tree, stride, table_keys, table_vals, dense, filed, hits,
                  offsets, out_src, out_dst, out_edge):
-    """The edges :func:`count_induced` counted: local source, local target, edge id."""
-    for t in prange(nodes.shape[0]):
-        v = nodes[t]
+    """The edges :func:`scan_induced` found: local source, local target, edge id."""
+    n = offsets.shape[0] - 1
+    for t in prange(n):
+        ahead = t + PREFETCH_DISTANCE
+        if ahead < n and offsets[ahead + 1] > offsets[ahead]:
+            q = hits[filed[ahead]]
+            prefetch(edge, q)
+            if dense:
+                prefetch(table_vals, code[q] >> 1)
         base = tree[t] * stride if stride else 0
-        j = offsets[t]
-        for p in range(indptr[v], indptr[v + 1]):
-            h = _slot(table_keys, base + indices[p], dense)
-            if table_keys[h] != EMPTY:
-                out_src[j] = table_vals[h]
+        first = filed[t]
+        for i in range(offsets[t + 1] - offsets[t]):
+            q = hits[first + i]
+            j = offsets[t] + i
+            other = table_vals[_slot(table_keys, base + (code[q] >> 1), dense)]
+            if code[q] & 1:
+                out_src[j] = t
+                out_dst[j] = other
+            else:
+                out_src[j] = other
                 out_dst[j] = t
-                out_edge[j] = perm[p]
-                j += 1
+            out_edge[j] = edge[q]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def clear_dense(table, nodes):
     """Empties the dense table's entries of ``nodes``, ready for the next batch."""
-    for i in prange(nodes.shape[0]):
+    for i in range(nodes.shape[0]):
         table[nodes[i]] = EMPTY

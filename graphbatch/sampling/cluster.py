@@ -147,6 +147,7 @@ class ClusterSampler:
         self.graph = graph
         self.partition = partition
         self._tables = ThreadTables(graph.num_nodes)
+        graph.oriented()  # built here, so that worker processes share it
 
     @property
     def num_parts(self) -> int:

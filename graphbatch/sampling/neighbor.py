@@ -80,6 +80,8 @@ class NeighborSampler:
         self.subgraph_type = subgraph_type
         self.disjoint = bool(disjoint)
         self._tables = ThreadTables(graph.num_nodes, keys_are_nodes=not self.disjoint)
+        if subgraph_type == "induced":
+            graph.oriented()  # built here, so that worker processes share it
         self.weight: Optional[Tensor] = None
         self.cum_weight: Optional[Tensor] = None
         if edge_weight is None:

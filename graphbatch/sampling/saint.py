@@ -18,7 +18,8 @@ from graphbatch._validate import as_index_tensor, check_node_range, check_positi
 from graphbatch.cache import digest
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _saint_kernels as K
-from graphbatch.sampling._rng import batch_key
+from graphbatch.sampling._neighbor_kernels import segment_cumsum
+from graphbatch.sampling._rng import alias_table, batch_key
 from graphbatch.sampling.subgraph import (
     SampledSubgraph, ThreadTables, induced_subgraph,
 )
@@ -38,6 +39,7 @@ class SAINTSampler:
         self.graph = graph
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self._tables = ThreadTables(graph.num_nodes)
+        graph.oriented()  # built here, so that worker processes share it
 
     def params(self) -> dict:
         """What defines the sampling distribution (a cache key for normalizations)."""
@@ -50,6 +52,12 @@ class SAINTSampler:
     def sample(self, seed: int, batch: int) -> SampledSubgraph:
         """The subgraph of ``batch`` under ``seed`` (equal arguments, equal subgraphs)."""
         return induced_subgraph(self.graph, self.nodes(batch_key(seed, batch)), self._tables)
+
+    def _alias(self, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prob = np.empty(weight.shape[0], dtype=np.float64)
+        alias = np.empty(weight.shape[0], dtype=np.int64)
+        alias_table(weight, prob, alias)
+        return prob, alias
 
     def share_memory_(self) -> "SAINTSampler":
         self.graph.share_memory_()
@@ -76,19 +84,21 @@ class SAINTNodeSampler(SAINTSampler):
         deg = self._degree()
         indptr, indices, _ = graph.numpy()
         weight = np.repeat(1.0 / deg**2, np.diff(indptr))
-        prob = np.bincount(indices, weights=weight, minlength=graph.num_nodes)
-        self.cum = np.cumsum(prob)
+        self.prob, self.alias = self._alias(
+            np.bincount(indices, weights=weight, minlength=graph.num_nodes))
 
     def nodes(self, key: int) -> np.ndarray:
         draws = np.empty(self.batch_size, dtype=np.int64)
-        K.draw_from_cdf(self.cum, key, draws)
-        return np.unique(draws)
+        K.draw_from_alias(self.prob, self.alias, key, draws)
+        return self._tables.unique_sorted(draws)
 
 
 class SAINTEdgeSampler(SAINTSampler):
     """Draws ``batch_size`` edges with replacement, ``P(u -> v)`` proportional to
     ``1 / deg(u) + 1 / deg(v)``; the subgraph is induced by their endpoints. Memory is
-    O(E) once (the distribution), O(batch_size) per subgraph."""
+    O(E) once (the distribution), O(batch_size) per subgraph. An edge is drawn in two
+    steps: its target by the total weight of the target's in-edges (an alias table),
+    then one of those in-edges by its weight."""
 
     kind = "edge"
 
@@ -98,15 +108,19 @@ class SAINTEdgeSampler(SAINTSampler):
         deg = self._degree()
         indptr, indices, _ = graph.numpy()
         # CSC position p holds edge indices[p] -> v, v the node whose segment holds p.
-        prob = 1.0 / deg[indices] + np.repeat(1.0 / deg, np.diff(indptr))
-        self.cum = np.cumsum(prob)
+        weight = 1.0 / deg[indices] + np.repeat(1.0 / deg, np.diff(indptr))
+        self.cum = np.empty_like(weight)
+        segment_cumsum(indptr, weight, self.cum, np.empty(graph.num_nodes, dtype=np.int64))
+        target_weight = np.zeros(graph.num_nodes)
+        has_edges = indptr[1:] > indptr[:-1]
+        target_weight[has_edges] = self.cum[indptr[1:][has_edges] - 1]
+        self.prob, self.alias = self._alias(target_weight)
 
     def nodes(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()
-        pos = np.empty(self.batch_size, dtype=np.int64)
-        K.draw_from_cdf(self.cum, key, pos)
-        targets = np.searchsorted(indptr, pos, side="right") - 1
-        return np.unique(np.concatenate([indices[pos], targets]))
+        ends = np.empty(2 * self.batch_size, dtype=np.int64)
+        K.draw_edges(self.prob, self.alias, indptr, indices, self.cum, key, ends)
+        return self._tables.unique_sorted(ends)
 
 
 class SAINTRandomWalkSampler(SAINTSampler):
@@ -137,5 +151,5 @@ class SAINTRandomWalkSampler(SAINTSampler):
         K.uniform_ints(self.roots.shape[0], key, pick)
         walks = np.empty((self.batch_size, self.walk_length + 1), dtype=np.int64)
         K.random_walks(indptr, indices, self.roots[pick], self.walk_length, key, walks)
-        return np.unique(walks)
+        return self._tables.unique_sorted(walks.reshape(-1))
 

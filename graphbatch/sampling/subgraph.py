@@ -48,14 +48,32 @@ def _next_pow2(n: int) -> int:
 DENSE_TABLE_MAX_NODES = 2**25
 
 
+class Scratch:
+    """A thread's int64 work buffer, grown as needed and reused across samples."""
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0, dtype=np.int64)
+
+    def take(self, n: int) -> np.ndarray:
+        """A ``[n]`` view of the buffer (its contents undefined), valid until the next call."""
+        if self._buf.shape[0] < n:
+            self._buf = np.empty(max(n, self._buf.shape[0] * 3 // 2), dtype=np.int64)
+        return self._buf[:n]
+
+
+_NO_BITS = np.zeros(1, dtype=np.uint64)
+
+
 class HashTable:
     """Open-addressing map from dedup key to local id, grown by rehashing."""
 
     dense = False
+    bits = _NO_BITS
 
-    def __init__(self, capacity_for: int) -> None:
+    def __init__(self, capacity_for: int, scratch: Scratch) -> None:
         self.keys = np.full(_next_pow2(2 * capacity_for), T.EMPTY, dtype=np.int64)
         self.vals = np.empty_like(self.keys)
+        self.scratch = scratch
 
     def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
         """Makes room for ``total`` entries, re-inserting the keys so far (row ``j`` -> ``j``)."""
@@ -71,12 +89,15 @@ class HashTable:
 
 class DenseTable:
     """A ``[num_nodes]`` int64 array of local ids (EMPTY where unsampled), reused across
-    batches: ``release`` empties only the entries a batch set."""
+    batches: ``release`` empties only the entries a batch set. ``bits`` is a
+    ``[ceil(num_nodes / 64)]`` uint64 bitmap, clear between uses, for membership scans."""
 
     dense = True
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, bits: np.ndarray, scratch: Scratch) -> None:
         self.keys = self.vals = array
+        self.bits = bits
+        self.scratch = scratch
 
     def reserve(self, total: int, key_parts: list[np.ndarray]) -> None:
         pass
@@ -98,14 +119,32 @@ class ThreadTables:
         self.dense = keys_are_nodes and num_nodes <= DENSE_TABLE_MAX_NODES
         self._local = threading.local()
 
+    def _thread(self):
+        local = self._local
+        if not hasattr(local, "scratch"):
+            local.scratch = Scratch()
+            if self.dense:
+                local.array = np.full(self.num_nodes, T.EMPTY, dtype=np.int64)
+                local.bits = np.zeros((self.num_nodes + 63) // 64, dtype=np.uint64)
+        return local
+
     def get(self, capacity_for: int):
+        local = self._thread()
         if not self.dense:
-            return HashTable(capacity_for)
-        array = getattr(self._local, "array", None)
-        if array is None:
-            array = np.full(self.num_nodes, T.EMPTY, dtype=np.int64)
-            self._local.array = array
-        return DenseTable(array)
+            return HashTable(capacity_for, local.scratch)
+        return DenseTable(local.array, local.bits, local.scratch)
+
+    def unique_sorted(self, nodes: np.ndarray) -> np.ndarray:
+        """The distinct values of ``nodes`` ([k] int64 node ids), sorted. Dedups through
+        the thread's bitmap and sorts only the distinct ones (``np.unique`` sorts all)."""
+        if not self.dense:
+            return np.unique(nodes)
+        bits = self._thread().bits
+        out = np.empty_like(nodes)
+        out = out[:T.first_occurrences(bits, nodes, out)]
+        T.set_bits(bits, out, False)
+        out.sort()
+        return out
 
     def __getstate__(self) -> dict:
         return {"num_nodes": self.num_nodes, "keys_are_nodes": self.keys_are_nodes}
@@ -115,19 +154,31 @@ class ThreadTables:
 
 
 def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,
-              table) -> tuple[Tensor, Tensor, Tensor]:
+                  table) -> tuple[Tensor, Tensor, Tensor]:
     """Every edge of ``graph`` among ``nodes`` (all already in ``table``, row ``t`` having
     local id ``t``), as ``(row, col, edge)`` int64 tensors; in disjoint mode (``stride > 0``)
-    only edges within a tree. Grouped by target, in CSC order."""
-    indptr, indices, perm = graph.numpy()
-    counts = np.empty(nodes.shape[0], dtype=np.int64)
-    T.count_induced(indptr, indices, nodes, tree, stride, table.keys, table.dense, counts)
-    offsets = np.zeros(nodes.shape[0] + 1, dtype=np.int64)
+    only edges within a tree. Found through ``graph.oriented()``, each edge once, under
+    its endpoint of lower degree; the order is fixed by ``nodes`` and the graph."""
+    optr, code, edge_ids = graph.oriented()
+    n = nodes.shape[0]
+    filed = np.empty(n + 1, dtype=np.int64)
+    T.filed_offsets(optr, nodes, filed)
+    hits = table.scratch.take(int(filed[-1]))
+    counts = np.empty(n, dtype=np.int64)
+    if table.dense:  # keys are the node ids
+        T.set_bits(table.bits, nodes, True)
+    try:
+        T.scan_induced(optr, code, nodes, tree, stride, table.keys, table.bits, table.dense,
+                       filed, hits, counts)
+    finally:
+        if table.dense:
+            T.set_bits(table.bits, nodes, False)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     m = int(offsets[-1])
     src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
-    T.fill_induced(indptr, indices, perm, nodes, tree, stride, table.keys, table.vals,
-                   table.dense, offsets, src, dst, edge)
+    T.emit_induced(code, edge_ids, tree, stride, table.keys, table.vals, table.dense, filed,
+                   hits, offsets, src, dst, edge)
     return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
 
 

@@ -6,6 +6,8 @@ import math
 import warnings
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -536,3 +538,32 @@ def test_weight_not_a_tensor(data, name, cache, tmp_path):
         ClusterData(data, 4, log=False, **kw, **{name: [1] * size})
     with pytest.raises(TypeError, match=name):
         ClusterData(data, 4, log=False, **kw, **{name: np.ones(size, dtype=np.int64)})
+
+
+@given(st.integers(1, 12), st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11),
+                                               st.integers(1, 9)), min_size=1, max_size=60))
+@settings(max_examples=80, deadline=None)
+def test_metis_adjacency_matches_brute_force(num_nodes, edges):
+    """Any graph (loops, duplicates, one direction only): each node's neighbors are
+    sorted and distinct, and a pair's weight sums its edges in both directions."""
+    edges = [(s % num_nodes, d % num_nodes, w) for s, d, w in edges]
+    ei = torch.tensor([[s for s, _, _ in edges], [d for _, d, _ in edges]])
+    ew = np.array([w for _, _, w in edges], dtype=np.int64)
+    g = CSRGraph(ei, num_nodes)
+    expected: dict[tuple[int, int], int] = {}
+    for s, d, w in edges:
+        if s != d:
+            expected[(s, d)] = expected.get((s, d), 0) + w
+            expected[(d, s)] = expected.get((d, s), 0) + w
+    for weights in (None, ew):
+        xadj, adjncy, w = metis_adjacency(g, weights)
+        assert xadj.shape == (num_nodes + 1,) and xadj[-1] == adjncy.shape[0]
+        got = {}
+        for v in range(num_nodes):
+            nbrs = adjncy[xadj[v]:xadj[v + 1]]
+            assert (np.diff(nbrs) > 0).all()
+            for j in range(xadj[v], xadj[v + 1]):
+                got[(v, int(adjncy[j]))] = None if w is None else int(w[j])
+        assert set(got) == set(expected)
+        if weights is not None:
+            assert got == expected

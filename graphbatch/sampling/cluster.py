@@ -53,26 +53,33 @@ class Partition:
 
 def metis_adjacency(graph: CSRGraph, edge_weight: Optional[np.ndarray] = None):
     """The symmetrized adjacency without self-loops that METIS needs, as
-    ``(xadj [N + 1], adjncy, eweights or None)``; parallel edges are merged, their
-    weights summed."""
+    ``(xadj [N + 1], adjncy, eweights or None)``, int64, each node's neighbors sorted;
+    parallel edges are merged, their weights (``[E]`` int64, by edge id) summed."""
     indptr, indices, perm = graph.numpy()
     n = graph.num_nodes
-    dst = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    keep = indices != dst
-    src, dst = indices[keep], dst[keep]
-    keys = np.concatenate([src * n + dst, dst * n + src])
-    if edge_weight is None:
-        keys = np.unique(keys)
-        weights = None
-    else:
-        w = edge_weight[perm][keep]
-        keys, inverse = np.unique(keys, return_inverse=True)
-        weights = np.bincount(inverse, weights=np.concatenate([w, w]))
-        weights = weights.astype(np.int64)
-    rows = keys // n
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(indices, minlength=n), out=out_ptr[1:])
+    out_target = np.empty_like(indices)
+    out_pos = np.empty_like(indices)
+    K.by_source(indptr, indices, out_ptr, out_target, out_pos)
+    weighted = edge_weight is not None
+    weight = edge_weight[perm] if weighted else np.empty(0, dtype=np.int64)
+    nbr = np.empty(2 * indices.shape[0], dtype=np.int64)
+    merged = np.empty_like(nbr) if weighted else np.zeros_like(nbr)
+    counts = np.empty(n, dtype=np.int64)
+    K.symmetric_neighbors(indptr, indices, out_ptr, out_target, out_pos, weight, weighted,
+                          nbr, merged, counts)
+    del out_target, out_pos
     xadj = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=xadj[1:])
-    return xadj, keys % n, weights
+    np.cumsum(counts, out=xadj[1:])
+    starts = indptr[:-1] + out_ptr[:-1]
+    adjncy = np.empty(int(xadj[-1]), dtype=np.int64)
+    K.gather_ranges(nbr, starts, starts + counts, xadj, adjncy)
+    if not weighted:
+        return xadj, adjncy, None
+    weights = np.empty_like(adjncy)
+    K.gather_ranges(merged, starts, starts + counts, xadj, weights)
+    return xadj, adjncy, weights
 
 
 def check_num_parts(num_parts: object, num_nodes: int) -> int:

@@ -67,3 +67,106 @@ def symmetric_neighbors(indptr, indices, out_ptr, out_target, out_pos, weight, w
                 out_weight[lo + c] = w[i]
                 c += 1
         counts[v] = c
+
+
+@njit(cache=True, nogil=True)
+def _source_clusters(indptr, indices, node_perm, part, lo, hi, seen, out):
+    """The distinct clusters of the sources of the in-edges of ``node_perm[lo:hi]``, into
+    ``out`` (returns how many, unsorted); ``seen`` ([P] bool, all False) is left so."""
+    k = 0
+    for i in range(lo, hi):
+        v = node_perm[i]
+        for p in range(indptr[v], indptr[v + 1]):
+            c = part[indices[p]]
+            if not seen[c]:
+                seen[c] = True
+                out[k] = c
+                k += 1
+    for j in range(k):
+        seen[out[j]] = False
+    return k
+
+
+@njit(cache=True, nogil=True)
+def count_cluster_pairs(indptr, indices, node_perm, part, partptr, out_pair_ptr):
+    """``out_pair_ptr`` ([P + 1]): offsets of each target cluster's source clusters."""
+    num_parts = partptr.shape[0] - 1
+    seen = np.zeros(num_parts, dtype=np.bool_)
+    buf = np.empty(num_parts, dtype=np.int64)
+    out_pair_ptr[0] = 0
+    for c in range(num_parts):
+        k = _source_clusters(indptr, indices, node_perm, part, partptr[c], partptr[c + 1],
+                             seen, buf)
+        out_pair_ptr[c + 1] = out_pair_ptr[c] + k
+
+
+@njit(cache=True, nogil=True)
+def fill_cluster_pairs(indptr, indices, perm, node_perm, part, partptr, rank, pair_ptr,
+                       out_pair_part, out_pair_start, out_src_rank, out_dst_rank, out_edge):
+    """Files every edge under (target cluster, source cluster): pair ``r`` (of target
+    cluster ``c`` when ``pair_ptr[c] <= r < pair_ptr[c + 1]``, sources sorted by cluster)
+    is source cluster ``out_pair_part[r]`` and holds the edges at
+    ``out_pair_start[r]:out_pair_start[r + 1]``, ordered by target rank, then CSC order;
+    an edge is its source's and target's rank within their clusters and its id."""
+    num_parts = partptr.shape[0] - 1
+    seen = np.zeros(num_parts, dtype=np.bool_)
+    count = np.zeros(num_parts, dtype=np.int64)
+    cursor = np.empty(num_parts, dtype=np.int64)
+    start = 0
+    for c in range(num_parts):
+        lo, hi = partptr[c], partptr[c + 1]
+        r0, r1 = pair_ptr[c], pair_ptr[c + 1]
+        sources = out_pair_part[r0:r1]
+        _source_clusters(indptr, indices, node_perm, part, lo, hi, seen, sources)
+        sources.sort()
+        for i in range(lo, hi):
+            v = node_perm[i]
+            for p in range(indptr[v], indptr[v + 1]):
+                count[part[indices[p]]] += 1
+        for r in range(r0, r1):
+            out_pair_start[r] = start
+            cursor[sources[r - r0]] = start
+            start += count[sources[r - r0]]
+            count[sources[r - r0]] = 0
+        for i in range(lo, hi):
+            v = node_perm[i]
+            for p in range(indptr[v], indptr[v + 1]):
+                u = indices[p]
+                q = cursor[part[u]]
+                cursor[part[u]] = q + 1
+                out_src_rank[q] = rank[u]
+                out_dst_rank[q] = i - lo
+                out_edge[q] = perm[p]
+    out_pair_start[pair_ptr[num_parts]] = start
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def count_batch_edges(pair_ptr, pair_part, pair_start, clusters, slot, counts):
+    """``counts[a]``: the edges into batch cluster ``clusters[a]`` from batch clusters
+    (``slot[cluster] >= 0``)."""
+    for a in prange(clusters.shape[0]):
+        c = clusters[a]
+        total = 0
+        for r in range(pair_ptr[c], pair_ptr[c + 1]):
+            if slot[pair_part[r]] >= 0:
+                total += pair_start[r + 1] - pair_start[r]
+        counts[a] = total
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def fill_batch_edges(pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge, clusters,
+                     slot, first_local, offsets, out_src, out_dst, out_edge):
+    """The edges :func:`count_batch_edges` counted, run by run: local source and target
+    (their cluster's first local id plus their rank in it) and edge id."""
+    for a in prange(clusters.shape[0]):
+        c = clusters[a]
+        j = offsets[a]
+        for r in range(pair_ptr[c], pair_ptr[c + 1]):
+            s = slot[pair_part[r]]
+            if s < 0:
+                continue
+            for q in range(pair_start[r], pair_start[r + 1]):
+                out_src[j] = first_local[s] + src_rank[q]
+                out_dst[j] = first_local[a] + dst_rank[q]
+                out_edge[j] = edge[q]
+                j += 1

@@ -18,9 +18,7 @@ from torch import Tensor
 from graphbatch._validate import as_int
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _cluster_kernels as K
-from graphbatch.sampling.subgraph import (
-    SampledSubgraph, ThreadTables, induced_subgraph,
-)
+from graphbatch.sampling.subgraph import SampledSubgraph
 
 #: Graphs with more nodes than this get a progress message while METIS runs.
 LOG_MIN_NODES = 100_000
@@ -148,13 +146,35 @@ def positive_int_weights(weight: Optional[Tensor], size: int, name: str) -> Opti
 
 class ClusterSampler:
     """Batches of whole clusters: the nodes of the chosen clusters and every edge among
-    them (the edges between chosen clusters included)."""
+    them (the edges between chosen clusters included).
+
+    Built once: every edge filed under its (target cluster, source cluster) pair, pairs
+    grouped by target cluster, each edge held as its endpoints' ranks within their
+    clusters and its id (16 bytes an edge). A batch of ``k`` clusters walks the pairs of
+    its clusters and copies the runs whose source cluster is in the batch: it reads
+    exactly the edges it returns, with no per-node lookups.
+    """
 
     def __init__(self, graph: CSRGraph, partition: Partition) -> None:
         self.graph = graph
         self.partition = partition
-        self._tables = ThreadTables(graph.num_nodes)
-        graph.oriented()  # built here, so that worker processes share it
+        indptr, indices, perm = graph.numpy()
+        node_perm = partition.node_perm.numpy()
+        partptr = partition.partptr.numpy()
+        part = partition.part.numpy()
+        rank = np.empty(graph.num_nodes, dtype=np.int64)
+        rank[node_perm] = np.arange(graph.num_nodes) - np.repeat(partptr[:-1], np.diff(partptr))
+        pair_ptr = np.empty(self.num_parts + 1, dtype=np.int64)
+        K.count_cluster_pairs(indptr, indices, node_perm, part, partptr, pair_ptr)
+        pair_part = np.empty(int(pair_ptr[-1]), dtype=np.int64)
+        pair_start = np.empty(pair_part.shape[0] + 1, dtype=np.int64)
+        src_rank = np.empty(graph.num_edges, dtype=np.int32)
+        dst_rank = np.empty(graph.num_edges, dtype=np.int32)
+        edge = np.empty(graph.num_edges, dtype=np.int64)
+        K.fill_cluster_pairs(indptr, indices, perm, node_perm, part, partptr, rank, pair_ptr,
+                             pair_part, pair_start, src_rank, dst_rank, edge)
+        self._arrays = tuple(map(torch.from_numpy, (
+            pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge)))
 
     @property
     def num_parts(self) -> int:
@@ -162,18 +182,31 @@ class ClusterSampler:
 
     def sample(self, clusters: Tensor) -> SampledSubgraph:
         """The subgraph of ``clusters`` ([k] int64 cluster ids, distinct): nodes grouped by
-        cluster in the given order."""
+        cluster in the given order; edges grouped by target cluster, then source cluster."""
         partptr = self.partition.partptr.numpy()
         ids = clusters.numpy()
         starts, ends = partptr[ids], partptr[ids + 1]
+        first_local = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=first_local[1:])
+        nodes = np.empty(int(first_local[-1]), dtype=np.int64)
+        K.gather_ranges(self.partition.node_perm.numpy(), starts, ends, first_local, nodes)
+        slot = np.full(self.num_parts, -1, dtype=np.int64)
+        slot[ids] = np.arange(ids.shape[0])
+        pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge = (
+            t.numpy() for t in self._arrays)
+        counts = np.empty(ids.shape[0], dtype=np.int64)
+        K.count_batch_edges(pair_ptr, pair_part, pair_start, ids, slot, counts)
         offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
-        np.cumsum(ends - starts, out=offsets[1:])
-        nodes = np.empty(int(offsets[-1]), dtype=np.int64)
-        K.gather_ranges(self.partition.node_perm.numpy(), starts, ends, offsets, nodes)
-        return induced_subgraph(self.graph, nodes, self._tables)
+        np.cumsum(counts, out=offsets[1:])
+        m = int(offsets[-1])
+        src, dst, eid = (np.empty(m, dtype=np.int64) for _ in range(3))
+        K.fill_batch_edges(pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge, ids,
+                           slot, first_local, offsets, src, dst, eid)
+        return SampledSubgraph(node=torch.from_numpy(nodes), row=torch.from_numpy(src),
+                               col=torch.from_numpy(dst), edge=torch.from_numpy(eid))
 
     def share_memory_(self) -> "ClusterSampler":
-        self.graph.share_memory_()
-        for t in (self.partition.partptr, self.partition.node_perm, self.partition.part):
+        for t in (self.partition.partptr, self.partition.node_perm, self.partition.part,
+                  *self._arrays):
             t.share_memory_()
         return self

@@ -2,13 +2,16 @@
 from graphbatch import _numba  # noqa: F401  (sets the threading layer before any kernel)
 from graphbatch.features import FeatureStore
 from graphbatch.graph import CSRGraph
+from graphbatch.lazy import LazyGNN, LazyPropagation
 from graphbatch.loader import (
-    ClusterData, ClusterLoader, GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, NeighborLoader,
+    ClusterData, ClusterLoader, GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, HaloLoader,
+    NeighborLoader,
 )
 from graphbatch.sampling import NeighborSampler, SampledSubgraph
 
 __all__ = [
     "CSRGraph", "ClusterData", "ClusterLoader", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
-    "GraphSAINTRandomWalkSampler", "NeighborLoader", "NeighborSampler", "SampledSubgraph",
+    "GraphSAINTRandomWalkSampler", "HaloLoader", "LazyGNN", "LazyPropagation", "NeighborLoader", "NeighborSampler",
+    "SampledSubgraph",
 ]
 __version__ = "0.1.0"

@@ -123,20 +123,8 @@ def graph_data() -> Data:
     return make_graph()
 
 
-def random_split(num_nodes: int, seed: int = 0) -> list[torch.Tensor]:
-    """Seeded random 60/20/20 train/validation/test boolean masks."""
-    perm = torch.randperm(num_nodes, generator=torch.Generator().manual_seed(seed))
-    bounds = (0, int(0.6 * num_nodes), int(0.8 * num_nodes), num_nodes)
-    masks = []
-    for lo, hi in zip(bounds, bounds[1:]):
-        mask = torch.zeros(num_nodes, dtype=torch.bool)
-        mask[perm[lo:hi]] = True
-        masks.append(mask)
-    return masks
-
-
 def val_test_accuracy(pred: torch.Tensor, y: torch.Tensor, masks) -> tuple[float, float]:
-    """(validation, test) accuracy of predictions ``pred`` for the masks of :func:`random_split`."""
+    """(validation, test) accuracy of predictions ``pred`` for (train, val, test) masks."""
     return tuple((pred[m] == y[m]).float().mean().item() for m in masks[1:])
 
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
-from conftest import needs_datasets, random_split, val_test_accuracy
+from conftest import needs_datasets, val_test_accuracy
 from graphbatch import ClusterData, ClusterLoader
-from graphbatch.datasets import load
+from graphbatch.datasets import load, random_split
 
 pytestmark = needs_datasets
 

@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from graphbatch.cli import (
-    cluster_bench, gather_bench, pipeline_bench, saint_bench, sampler_bench, train_bench,
+    cluster_bench, gather_bench, lazy_bench, pipeline_bench, saint_bench, sampler_bench,
+    train_bench,
 )
 
 
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     saint_bench.add_arguments(saint)
     cluster = what.add_parser("cluster", help="METIS time and Cluster-GCN loader throughput")
     cluster_bench.add_arguments(cluster)
+    lazy = what.add_parser("lazy", help="LazyGNN against APPNP and GCN: accuracy, time, memory")
+    lazy_bench.add_arguments(lazy)
     return parser
 
 
@@ -41,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         saint_bench.run(args)
     elif args.what == "cluster":
         cluster_bench.run(args)
+    elif args.what == "lazy":
+        lazy_bench.run(args)
     else:
         train_bench.run(args)
     return 0

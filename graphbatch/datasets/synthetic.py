@@ -6,16 +6,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
-
-def _split_masks(num_nodes: int, gen: torch.Generator, train: float, val: float):
-    perm = torch.randperm(num_nodes, generator=gen)
-    n_train, n_val = int(train * num_nodes), int(val * num_nodes)
-    masks = []
-    for lo, hi in ((0, n_train), (n_train, n_train + n_val), (n_train + n_val, num_nodes)):
-        m = torch.zeros(num_nodes, dtype=torch.bool)
-        m[perm[lo:hi]] = True
-        masks.append(m)
-    return masks
+from graphbatch.datasets.splits import random_split
 
 
 def planted_classes(
@@ -60,7 +51,7 @@ def planted_classes(
     edge_index = to_undirected(edge_index, num_nodes=num_nodes)
     means = torch.randn(num_classes, num_features, generator=gen)
     x = feature_signal * means[y] + torch.randn(num_nodes, num_features, generator=gen)
-    train, val, test = _split_masks(num_nodes, gen, 0.6, 0.2)
+    train, val, test = random_split(num_nodes, generator=gen)
     return Data(x=x, y=y, edge_index=edge_index, train_mask=train, val_mask=val, test_mask=test)
 
 

@@ -170,6 +170,24 @@ class FeatureStore:
         out = self._pool.empty((index.numel(), *table.shape[1:]), table.dtype)
         return torch.index_select(table, 0, index, out=out)
 
+    def scatter_(self, name: str, index: Tensor, values: Tensor) -> None:
+        """Writes ``values`` ([len(index), ...], any device) to rows ``index`` of table
+        ``name``, in place. From a CUDA tensor the GPU writes the pinned host rows
+        directly (zero-copy); otherwise the rows are copied in on the CPU. Ids must be
+        distinct (which write wins among repeats is unspecified) and validated by the
+        caller, as for :meth:`gather_unchecked`; memory-mapped tables are read-only."""
+        if name in self._mapped:
+            raise ValueError(f"table {name!r} is memory-mapped read-only; it cannot be written")
+        table = self._tables[name]
+        if values.shape != (index.numel(), *table.shape[1:]):
+            raise ValueError(f"values for table {name!r} must have shape "
+                             f"{(index.numel(), *table.shape[1:])}, got {tuple(values.shape)}")
+        if values.is_cuda:
+            alias = self._alias(name, values.device)
+            alias.index_copy_(0, index.to(values.device), values.to(table.dtype))
+        else:
+            table.index_copy_(0, index, values.to(table.dtype))
+
     def _alias(self, name: str, device: torch.device) -> Tensor:
         key = (name, device)
         if key not in self._aliases:

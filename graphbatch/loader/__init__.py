@@ -1,5 +1,6 @@
 """Loaders: compose a sampler, feature gathering and batch assembly into a DataLoader."""
 from graphbatch.loader.cluster_loader import ClusterData, ClusterLoader
+from graphbatch.loader.halo_loader import HaloLoader
 from graphbatch.loader.neighbor_loader import NeighborLoader
 from graphbatch.loader.saint_loader import (
     GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, GraphSAINTSampler,
@@ -7,5 +8,5 @@ from graphbatch.loader.saint_loader import (
 
 __all__ = [
     "ClusterData", "ClusterLoader", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
-    "GraphSAINTRandomWalkSampler", "GraphSAINTSampler", "NeighborLoader",
+    "GraphSAINTRandomWalkSampler", "GraphSAINTSampler", "HaloLoader", "NeighborLoader",
 ]

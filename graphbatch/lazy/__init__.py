@@ -1,0 +1,9 @@
+"""Lazy propagation (LazyGNN) with its state in host memory."""
+from graphbatch.lazy.model import LazyGNN
+from graphbatch.lazy.propagation import (
+    LazyPropagation, appnp_steps, normalized_adjacency, sparse_operator,
+)
+from graphbatch.lazy.state import LazyState
+
+__all__ = ["LazyGNN", "LazyPropagation", "LazyState", "appnp_steps", "normalized_adjacency",
+           "sparse_operator"]

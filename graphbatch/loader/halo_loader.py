@@ -1,0 +1,115 @@
+"""Target nodes with their complete L-hop halo: the batches of exact L-step propagation
+(LazyGNN's mini-batches)."""
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from graphbatch._validate import check_positive_int
+from graphbatch.graph import CSRGraph
+from graphbatch.lazy.propagation import normalized_adjacency
+from graphbatch.loader.base import BatchLoader, check_data, graph_of
+from graphbatch.loader.batches import SeededBatches
+from graphbatch.loader.cluster_loader import ClusterData
+from graphbatch.loader.neighbor_loader import resolve_input_nodes
+from graphbatch.sampling.neighbor import NeighborSampler
+from graphbatch.sampling.subgraph import SampledSubgraph
+
+
+class HaloLoader(BatchLoader):
+    """Batches of target nodes plus every node within ``num_hops`` incoming hops of them
+    (the complete halo), targets first, with every edge among those nodes. ``num_hops``
+    propagation steps on a batch give the targets exactly what they get on the whole
+    graph (the halo's own rows are truncated and should not be trusted).
+
+    Targets are either ``batch_size`` random clusters of a :class:`ClusterData` (the
+    LazyGNN and Cluster-GCN way: ``cluster_data=...``) or ``batch_size`` of
+    ``input_nodes``. Batches are ``Data`` with node attributes sliced by ``n_id``,
+    ``edge_index`` [2, m] in local ids, ``n_id``, ``e_id``, ``batch_size`` (the number
+    of targets) and, with ``input_nodes``, ``input_id``.
+
+    With ``normalize`` (default) the loader propagates over ``Â = D^-1/2 (A + I) D^-1/2``
+    of the *whole* graph: ``loader.data`` is ``data`` with self-loops added and an
+    ``edge_weight`` edge attribute holding ``Â``'s entries, so each batch carries the
+    global normalization (as LazyGNN needs), and ``e_id`` indexes ``loader.data``.
+
+    Args:
+        data: the graph, a ``torch_geometric.data.Data`` with ``edge_index``.
+        num_hops: halo depth (LazyGNN: its ``steps``).
+        input_nodes: targets to batch (None: all nodes; an index tensor or a mask).
+            Not with ``cluster_data``.
+        cluster_data: batch whole clusters of this partition of ``data`` instead.
+        normalize: add self-loops and ``Â``'s weights as ``edge_weight``.
+        **kwargs: ``batch_size`` (targets, or clusters, per batch), ``shuffle``,
+            ``drop_last``, ``generator`` and the other ``DataLoader`` arguments, and
+            ``node_store``, ``device``, ``prefetch``, ``transform``,
+            ``filter_per_worker`` as for :class:`~graphbatch.loader.base.BatchLoader`.
+    """
+
+    def __init__(self, data: Data, num_hops: int = 2, input_nodes: Optional[Tensor] = None,
+                 cluster_data: Optional[ClusterData] = None, normalize: bool = True,
+                 graph: Optional[CSRGraph] = None, **kwargs: Any) -> None:
+        check_data(data, "HaloLoader")
+        num_hops = check_positive_int(num_hops, "num_hops")
+        if cluster_data is not None and input_nodes is not None:
+            raise ValueError("give input_nodes or cluster_data, not both")
+        if cluster_data is not None and not isinstance(cluster_data, ClusterData):
+            raise TypeError(f"cluster_data must be a graphbatch.ClusterData, got "
+                            f"{type(cluster_data).__name__}")
+        if cluster_data is not None and cluster_data.graph.num_nodes != data.num_nodes:
+            raise ValueError(f"cluster_data partitions {cluster_data.graph.num_nodes} nodes, "
+                             f"data has {data.num_nodes}")
+        if normalize:
+            data = copy.copy(data)
+            data.edge_index, data.edge_weight = normalized_adjacency(
+                data.edge_index, data.num_nodes)
+            graph = None
+        graph = graph_of(data, graph)
+        self.num_hops = num_hops
+        self.cluster_data = cluster_data
+        self.neighbor_sampler = NeighborSampler(graph, [-1] * num_hops, subgraph_type="induced")
+        batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
+        if cluster_data is None:
+            self.input_nodes = resolve_input_nodes(input_nodes, graph.num_nodes)
+            num_inputs = self.input_nodes.numel()
+        else:
+            self.input_nodes = None
+            num_inputs = cluster_data.num_parts
+        batches = SeededBatches(
+            num_inputs, batch_size, bool(kwargs.pop("shuffle", False)),
+            bool(kwargs.pop("drop_last", False)), kwargs.get("generator"),
+            kwargs.pop("sampler", None))
+        super().__init__(data, graph, batches, shared=(self.neighbor_sampler,), **kwargs)
+
+    def targets(self, positions: Tensor) -> Tensor:
+        """The target nodes ([k] int64) of a batch of input or cluster positions; a
+        batch's clusters come in ascending id, each cluster's nodes in id order."""
+        if self.cluster_data is None:
+            return self.input_nodes[positions]
+        partition = self.cluster_data.partition
+        clusters = torch.sort(positions).values
+        return torch.cat([partition.node_perm[partition.partptr[c]:partition.partptr[c + 1]]
+                          for c in clusters.tolist()])
+
+    def sample(self, item: tuple) -> tuple[SampledSubgraph, tuple[Tensor, int]]:
+        epoch_seed, batch_index, positions = item
+        targets = self.targets(positions)
+        if targets.numel() == 0:  # empty clusters only: METIS may leave a part empty
+            raise ValueError(f"batch {batch_index} has no target node (empty clusters "
+                             f"{positions.tolist()}); use fewer parts or a larger batch_size")
+        out = self.neighbor_sampler.sample_unchecked(targets, epoch_seed, batch_index)
+        return out, (positions, targets.numel())
+
+    def decorate(self, batch: Data, out: SampledSubgraph, meta: tuple[Tensor, int],
+                 device: Optional[torch.device]) -> None:
+        positions, num_targets = meta
+        batch.batch_size = num_targets
+        if self.cluster_data is None:
+            batch.input_id = positions if device is None else positions.to(device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_hops={self.num_hops})"

@@ -30,7 +30,10 @@ def test_lazygnn_matches_appnp_and_beats_gcn(name, tmp_path):
     parser = argparse.ArgumentParser()
     lazy_bench.add_arguments(parser)
     args = parser.parse_args([])
-    rows = {r["model"]: r["runs"] for r in lazy_bench.compare(name, load(name, root=tmp_path), args)}
+    table = lazy_bench.compare(name, load(name, root=tmp_path), args)
+    for row in table:
+        print({k: v for k, v in row.items() if k != "runs"})
+    rows = {r["model"]: r["runs"] for r in table}
     lazy, appnp, gcn = (rows[m] for m in ("LazyGNN", "APPNP", "GCN"))
     assert len(lazy) == 5
     lazy_mean = statistics.mean(lazy)

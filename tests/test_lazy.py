@@ -342,3 +342,17 @@ def test_cached_operator_follows_in_place_changes(graph):
     half = appnp_steps(x_in, x_in, sparse_operator(ei_norm, w * 0.5, n), 0.1, 7)
     torch.testing.assert_close(prop(x_in, ei_norm, weight), half)
     torch.testing.assert_close(prop(x_in, ei_norm, w), first)
+
+
+def test_bad_model_and_state_sizes():
+    from graphbatch.lazy import LazyState
+
+    with pytest.raises(ValueError, match="num_layers"):
+        LazyGNN(4, 8, 2, 10, num_layers=0, pin=False)
+    with pytest.raises(ValueError, match="num_nodes"):
+        LazyState(0, 3, pin=False)
+    with pytest.raises(ValueError, match="num_channels"):
+        LazyState(10, 0, pin=False)
+    data = make_graph(num_nodes=50, num_edges=200, seed=1)
+    with pytest.raises(TypeError, match="cluster_data"):
+        HaloLoader(data, cluster_data=object())

@@ -32,3 +32,31 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+def _uint64_intrinsic(llvm_name: str, doc: str, extra_false_flag: bool = False):
+    """A numba intrinsic ``f(uint64) -> uint64`` calling the LLVM intrinsic ``llvm_name``."""
+
+    @intrinsic
+    def fn(typingctx, value):
+        sig = types.uint64(types.uint64)
+
+        def codegen(context, builder, signature, args):
+            i64 = ir.IntType(64)
+            flags = [ir.IntType(1)] if extra_false_flag else []
+            fnty = ir.FunctionType(i64, [i64] + flags)
+            callee = cgutils.get_or_insert_function(builder.module, fnty, llvm_name)
+            extra = [ir.Constant(ir.IntType(1), 0)] if extra_false_flag else []
+            return builder.call(callee, [args[0]] + extra)
+
+        return sig, codegen
+
+    fn.__doc__ = doc
+    return fn
+
+
+popcount = _uint64_intrinsic(
+    "llvm.ctpop.i64", "The number of set bits of a uint64 (one POPCNT instruction).")
+trailing_zeros = _uint64_intrinsic(
+    "llvm.cttz.i64", "The index of the lowest set bit of a uint64 (64 for 0; one TZCNT).",
+    extra_false_flag=True)

@@ -74,9 +74,10 @@ class CSRGraph:
 
     def oriented(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every edge filed once, under its endpoint of lower total degree, as numpy views
-        ``(optr [N + 1], code [E], edge [E])`` int64 (see
-        :func:`graphbatch.graph_kernels.build_oriented`). Built on first call (O(E) time,
-        16 bytes an edge) and kept.
+        ``(optr [N + 1], code [E], edge [E])`` (see
+        :func:`graphbatch.graph_kernels.build_oriented`; ``code`` and ``edge`` int32
+        where they fit). Built on first call (O(E) time, 8 bytes an edge, 16 on graphs
+        past int32) and kept.
 
         An induced subgraph scans only the edges filed under its nodes: on skewed graphs
         a hub files few edges (those to higher-degree nodes), so the scan is a fraction

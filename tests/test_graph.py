@@ -171,7 +171,7 @@ def test_oriented_files_each_edge_once_under_its_lower_degree_endpoint(seed):
     edge_index = torch.cat([edge_index, torch.tensor([[3, 3, 5], [3, 7, 7]])], dim=1)
     g = CSRGraph(edge_index, num_nodes)
     optr, code, edge = g.oriented()
-    assert optr.dtype == code.dtype == edge.dtype == np.int64
+    assert optr.dtype == np.int64 and code.dtype == edge.dtype == np.int32
     assert optr[0] == 0 and optr[-1] == edge_index.size(1)
     src, dst = edge_index.numpy()
     degree = np.bincount(src, minlength=num_nodes) + np.bincount(dst, minlength=num_nodes)

@@ -748,11 +748,34 @@ def test_alias_table_gives_exactly_the_weights(seed):
     assert (got[weight == 0] < 1e-12).all()
 
 
-@given(st.lists(st.integers(0, 199), max_size=300))
-@settings(max_examples=60, deadline=None)
-def test_unique_sorted_matches_numpy(values):
-    tables = subgraph_module.ThreadTables(200)
+@given(st.sampled_from([200, 5000]), st.data())
+@settings(max_examples=80, deadline=None)
+def test_unique_sorted_matches_numpy(num_nodes, data):
+    # 200 nodes: sorted by scanning the bitmap; 5000 nodes and few values: by sorting.
+    values = data.draw(st.lists(st.integers(0, num_nodes - 1), max_size=300))
+    tables = subgraph_module.ThreadTables(num_nodes)
     nodes = np.array(values, dtype=np.int64)
     assert np.array_equal(tables.unique_sorted(nodes), np.unique(nodes))
     # The bitmap is left clear for the next call.
     assert not tables.get(1).bits.any()
+
+
+@given(st.sampled_from([64, 200, 5000]), st.data())
+@settings(max_examples=80, deadline=None)
+def test_sorted_members_ranks_give_local_ids(num_nodes, data):
+    from graphbatch.sampling import _table_kernels as T
+
+    values = data.draw(st.lists(st.integers(0, num_nodes - 1), min_size=1, max_size=300))
+    keys = np.array(values, dtype=np.int64)
+    bits = np.zeros((num_nodes + 63) // 64, dtype=np.uint64)
+    rank = np.full(bits.shape[0], -7, dtype=np.int64)
+    out = np.empty_like(keys)
+    n = T.sorted_members(bits, rank, keys, out)
+    assert np.array_equal(out[:n], np.unique(keys))
+    for t, k in enumerate(out[:n].tolist()):
+        word = int(bits[k >> 6])
+        assert word >> (k & 63) & 1
+        assert rank[k >> 6] + bin(word & ((1 << (k & 63)) - 1)).count("1") == t
+    assert int(sum(bin(int(w)).count("1") for w in bits)) == n
+    T.clear_members(bits, keys)
+    assert not bits.any()

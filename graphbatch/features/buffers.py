@@ -22,7 +22,7 @@ from torch import Tensor
 
 _HUGE_PAGE = 2 << 20
 #: Below this size a plain allocation is as fast; pooling would only hold memory.
-POOL_MIN_BYTES = 4 << 20
+POOL_MIN_BYTES = 1 << 18
 
 
 def element_size(dtype: torch.dtype) -> int:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
-from graphbatch.features import cuda
+from graphbatch.features import cpu, cuda
 from graphbatch.features.buffers import BufferPool
 
 Source = Union[Tensor, np.ndarray, str, os.PathLike]
@@ -168,7 +168,7 @@ class FeatureStore:
             device = torch.device(device)
             return cuda.gather_on_device(self._alias(name, device), index, device)
         out = self._pool.empty((index.numel(), *table.shape[1:]), table.dtype)
-        return torch.index_select(table, 0, index, out=out)
+        return cpu.gather_into(table, index, out)
 
     def scatter_(self, name: str, index: Tensor, values: Tensor) -> None:
         """Writes ``values`` ([len(index), ...], any device) to rows ``index`` of table

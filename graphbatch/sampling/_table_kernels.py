@@ -11,12 +11,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from graphbatch._intrinsics import prefetch
+from graphbatch._intrinsics import popcount, prefetch, trailing_zeros
 from graphbatch.sampling._rng import mix64
 
 EMPTY = -1
 #: How many nodes ahead the induced-subgraph scan prefetches a node's filed edges.
 PREFETCH_DISTANCE = 8
+#: Bytes of a cache line, and how many lines of one segment the scans prefetch.
+_LINE = 64
+_MAX_LINES = 4
 
 
 @njit(inline="always", cache=True)
@@ -96,31 +99,48 @@ def _is_member(table_keys, bits, dense, k):
 
 
 @njit(cache=True, nogil=True)
-def filed_offsets(optr, nodes, out):
+def filed_offsets(optr, nodes, out, begin):
     """``out[t]``: how many edges are filed under ``nodes[:t]`` (``out`` has
-    ``len(nodes) + 1``)."""
+    ``len(nodes) + 1``); ``begin[t]``: where those of ``nodes[t]`` start. The scans then
+    read these two sequential arrays instead of ``optr`` at random, which halves their
+    time: their prefetches no longer wait on an ``optr`` miss."""
     out[0] = 0
     for t in range(nodes.shape[0]):
         x = nodes[t]
+        begin[t] = optr[x]
         out[t + 1] = out[t] + optr[x + 1] - optr[x]
 
 
+@njit(inline="always", cache=True)
+def _prefetch_range(array, start, stop):
+    """Prefetches the cache lines of ``array[start:stop]`` (the first few of a long run)."""
+    step = max(1, _LINE // array.itemsize)
+    stop = min(stop, start + _MAX_LINES * step)
+    for p in range(start, stop, step):
+        prefetch(array, p)
+
+
+@njit(inline="always", cache=True)
+def _prefetch_filed(code, begin, filed, t):
+    """Prefetches the edges filed under local node ``t``."""
+    if t < begin.shape[0]:
+        _prefetch_range(code, begin[t], begin[t] + filed[t + 1] - filed[t])
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def scan_induced(optr, code, nodes, tree, stride, table_keys, bits, dense, filed, hits, counts):
+def scan_induced(code, tree, stride, table_keys, bits, dense, begin, filed, hits, counts):
     """One pass over the edges filed under the sampled nodes (an oriented adjacency,
-    see :func:`graphbatch.graph_kernels.build_oriented`). ``counts[t]``: those of local
+    see :func:`graphbatch.graph_kernels.build_oriented`; ``begin`` and ``filed`` from
+    :func:`filed_offsets`). ``counts[t]``: those of local
     node ``t`` whose other endpoint is sampled (in ``t``'s tree, in disjoint mode);
     their positions go to ``hits[filed[t]:]``. Dense tables test membership in ``bits``
     (one bit a node stays in cache where the ids table would not); hash tables probe."""
-    n = nodes.shape[0]
-    for t in prange(n):
-        if t + PREFETCH_DISTANCE < n:
-            prefetch(code, optr[nodes[t + PREFETCH_DISTANCE]])
-        x = nodes[t]
+    for t in prange(begin.shape[0]):
+        _prefetch_filed(code, begin, filed, t + PREFETCH_DISTANCE)
         base = tree[t] * stride if stride else 0
         j = filed[t]
         c = 0
-        for q in range(optr[x], optr[x + 1]):
+        for q in range(begin[t], begin[t] + filed[t + 1] - j):
             if _is_member(table_keys, bits, dense, base + (code[q] >> 1)):
                 hits[j + c] = q
                 c += 1
@@ -159,3 +179,86 @@ def clear_dense(table, nodes):
     """Empties the dense table's entries of ``nodes``, ready for the next batch."""
     for i in range(nodes.shape[0]):
         table[nodes[i]] = EMPTY
+
+
+# Node sets as a bitmap with per-word ranks: for a sorted node set, a member's local id
+# (its position) is ``rank[k >> 6]`` plus the set bits below it in its word. Both
+# arrays stay in cache (1 bit and 1/8 word a node), so an induced subgraph's local ids
+# cost no random access to a per-node table, and the set needs no table to fill or
+# empty.
+
+
+@njit(cache=True, nogil=True)
+def sorted_members(bits, rank, keys, out):
+    """Sets the bits of ``keys`` (node ids, repeats allowed) in ``bits`` (clear before)
+    and writes the distinct ones, sorted, to ``out[:n]``; returns ``n``. ``rank[w]``
+    becomes the number of members below word ``w``, for every word holding a member.
+    Sorted by scanning the bitmap where it is short, else by sorting the distinct keys."""
+    n = first_occurrences(bits, keys, out)
+    if bits.shape[0] <= 8 * n:
+        n = 0
+        for w in range(bits.shape[0]):
+            rank[w] = n
+            word = bits[w]
+            while word:
+                out[n] = (w << 6) + np.int64(trailing_zeros(word))
+                n += 1
+                word &= word - np.uint64(1)
+        return n
+    out[:n].sort()
+    for t in range(n):
+        w = out[t] >> 6
+        if t == 0 or out[t - 1] >> 6 != w:
+            rank[w] = t
+    return n
+
+
+@njit(cache=True, nogil=True)
+def clear_members(bits, nodes):
+    """Clears the words of ``nodes`` in ``bits``, ready for the next set."""
+    for t in range(nodes.shape[0]):
+        bits[nodes[t] >> 6] = 0
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def scan_members(code, bits, rank, begin, filed, hit_pos, hit_code, counts):
+    """:func:`scan_induced` for a sorted node set of :func:`sorted_members`: for each hit,
+    its position in ``code`` to ``hit_pos`` and ``local id << 1 | x is the source`` of
+    the other endpoint to ``hit_code``, both from ``filed[t]`` on."""
+    for t in prange(begin.shape[0]):
+        _prefetch_filed(code, begin, filed, t + PREFETCH_DISTANCE)
+        j = filed[t]
+        c = 0
+        for q in range(begin[t], begin[t] + filed[t + 1] - j):
+            k = code[q] >> 1
+            w = k >> 6
+            word = bits[w]
+            below = np.uint64(1) << np.uint64(k & 63)
+            if word & below:
+                local = rank[w] + np.int64(popcount(word & (below - np.uint64(1))))
+                hit_pos[j + c] = q
+                hit_code[j + c] = (local << 1) | (code[q] & 1)
+                c += 1
+        counts[t] = c
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def emit_members(edge, filed, hit_pos, hit_code, offsets, out_src, out_dst, out_edge):
+    """The edges :func:`scan_members` found: local source, local target, edge id."""
+    n = offsets.shape[0] - 1
+    for t in prange(n):
+        ahead = t + PREFETCH_DISTANCE
+        if ahead < n:
+            for i in range(offsets[ahead + 1] - offsets[ahead]):
+                prefetch(edge, hit_pos[filed[ahead] + i])
+        first = filed[t]
+        for i in range(offsets[t + 1] - offsets[t]):
+            j = offsets[t] + i
+            h = hit_code[first + i]
+            if h & 1:
+                out_src[j] = t
+                out_dst[j] = h >> 1
+            else:
+                out_src[j] = h >> 1
+                out_dst[j] = t
+            out_edge[j] = edge[hit_pos[first + i]]

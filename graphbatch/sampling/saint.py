@@ -26,8 +26,8 @@ from graphbatch.sampling.subgraph import (
 
 
 class SAINTSampler:
-    """Base of the GraphSAINT samplers: :meth:`nodes` draws a node set, :meth:`sample`
-    returns the subgraph it induces (nodes sorted)."""
+    """Base of the GraphSAINT samplers: :meth:`draws` draws node ids, :meth:`sample`
+    returns the subgraph the distinct ones induce (nodes sorted)."""
 
     kind = "base"
 
@@ -45,13 +45,17 @@ class SAINTSampler:
         """What defines the sampling distribution (a cache key for normalizations)."""
         return {"sampler": self.kind, "batch_size": self.batch_size}
 
+    def draws(self, key: int) -> np.ndarray:
+        """The node ids drawn for one subgraph under ``key`` ([k] int64, repeats allowed)."""
+        raise NotImplementedError
+
     def nodes(self, key: int) -> np.ndarray:
         """The sorted, unique node ids of one subgraph, drawn under ``key``."""
-        raise NotImplementedError
+        return self._tables.unique_sorted(self.draws(key))
 
     def sample(self, seed: int, batch: int) -> SampledSubgraph:
         """The subgraph of ``batch`` under ``seed`` (equal arguments, equal subgraphs)."""
-        return induced_subgraph(self.graph, self.nodes(batch_key(seed, batch)), self._tables)
+        return induced_subgraph(self.graph, self.draws(batch_key(seed, batch)), self._tables)
 
     def _alias(self, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prob = np.empty(weight.shape[0], dtype=np.float64)
@@ -87,10 +91,10 @@ class SAINTNodeSampler(SAINTSampler):
         self.prob, self.alias = self._alias(
             np.bincount(indices, weights=weight, minlength=graph.num_nodes))
 
-    def nodes(self, key: int) -> np.ndarray:
+    def draws(self, key: int) -> np.ndarray:
         draws = np.empty(self.batch_size, dtype=np.int64)
         K.draw_from_alias(self.prob, self.alias, key, draws)
-        return self._tables.unique_sorted(draws)
+        return draws
 
 
 class SAINTEdgeSampler(SAINTSampler):
@@ -116,11 +120,11 @@ class SAINTEdgeSampler(SAINTSampler):
         target_weight[has_edges] = self.cum[indptr[1:][has_edges] - 1]
         self.prob, self.alias = self._alias(target_weight)
 
-    def nodes(self, key: int) -> np.ndarray:
+    def draws(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()
         ends = np.empty(2 * self.batch_size, dtype=np.int64)
         K.draw_edges(self.prob, self.alias, indptr, indices, self.cum, key, ends)
-        return self._tables.unique_sorted(ends)
+        return ends
 
 
 class SAINTRandomWalkSampler(SAINTSampler):
@@ -145,11 +149,11 @@ class SAINTRandomWalkSampler(SAINTSampler):
         return {**super().params(), "walk_length": self.walk_length,
                 "roots": digest(self.roots)}
 
-    def nodes(self, key: int) -> np.ndarray:
+    def draws(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()
         pick = np.empty(self.batch_size, dtype=np.int64)
         K.uniform_ints(self.roots.shape[0], key, pick)
         walks = np.empty((self.batch_size, self.walk_length + 1), dtype=np.int64)
         K.random_walks(indptr, indices, self.roots[pick], self.walk_length, key, walks)
-        return self._tables.unique_sorted(walks.reshape(-1))
+        return walks.reshape(-1)
 

@@ -126,6 +126,7 @@ class ThreadTables:
             if self.dense:
                 local.array = np.full(self.num_nodes, T.EMPTY, dtype=np.int64)
                 local.bits = np.zeros((self.num_nodes + 63) // 64, dtype=np.uint64)
+                local.rank = np.empty_like(local.bits, dtype=np.int64)
         return local
 
     def get(self, capacity_for: int):
@@ -135,15 +136,14 @@ class ThreadTables:
         return DenseTable(local.array, local.bits, local.scratch)
 
     def unique_sorted(self, nodes: np.ndarray) -> np.ndarray:
-        """The distinct values of ``nodes`` ([k] int64 node ids), sorted. Dedups through
-        the thread's bitmap and sorts only the distinct ones (``np.unique`` sorts all)."""
+        """The distinct values of ``nodes`` ([k] int64 node ids), sorted, through the
+        thread's bitmap (see :func:`~graphbatch.sampling._table_kernels.sorted_members`)."""
         if not self.dense:
             return np.unique(nodes)
-        bits = self._thread().bits
+        local = self._thread()
         out = np.empty_like(nodes)
-        out = out[:T.first_occurrences(bits, nodes, out)]
-        T.set_bits(bits, out, False)
-        out.sort()
+        out = out[:T.sorted_members(local.bits, local.rank, nodes, out)]
+        T.clear_members(local.bits, out)
         return out
 
     def __getstate__(self) -> dict:
@@ -162,14 +162,15 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     optr, code, edge_ids = graph.oriented()
     n = nodes.shape[0]
     filed = np.empty(n + 1, dtype=np.int64)
-    T.filed_offsets(optr, nodes, filed)
+    begin = np.empty(n, dtype=np.int64)
+    T.filed_offsets(optr, nodes, filed, begin)
     hits = table.scratch.take(int(filed[-1]))
     counts = np.empty(n, dtype=np.int64)
     if table.dense:  # keys are the node ids
         T.set_bits(table.bits, nodes, True)
     try:
-        T.scan_induced(optr, code, nodes, tree, stride, table.keys, table.bits, table.dense,
-                       filed, hits, counts)
+        T.scan_induced(code, tree, stride, table.keys, table.bits, table.dense,
+                       begin, filed, hits, counts)
     finally:
         if table.dense:
             T.set_bits(table.bits, nodes, False)
@@ -185,13 +186,48 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
 _NO_TREE = np.empty(0, dtype=np.int64)
 
 
-def induced_subgraph(graph: CSRGraph, nodes: np.ndarray, tables: ThreadTables) -> SampledSubgraph:
-    """The subgraph of ``graph`` induced by ``nodes`` ([n] int64, distinct), which keep
-    their order: local id ``t`` is ``nodes[t]``."""
-    table = tables.get(nodes.shape[0])
-    T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
+def induced_subgraph(graph: CSRGraph, draws: np.ndarray, tables: ThreadTables) -> SampledSubgraph:
+    """The subgraph of ``graph`` induced by the distinct values of ``draws`` ([k] int64
+    node ids, repeats allowed), which are its nodes, sorted.
+
+    The node set is a bitmap with per-word ranks (the thread's, see
+    :func:`~graphbatch.sampling._table_kernels.sorted_members`); on graphs too large for
+    per-thread bitmaps, a hash table maps ids to local ids."""
+    if not tables.dense:
+        nodes = np.unique(draws)
+        table = tables.get(nodes.shape[0])
+        T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
+        try:
+            row, col, edge = induced_edges(graph, nodes, _NO_TREE, 0, table)
+        finally:
+            table.release([nodes])
+        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+    local = tables._thread()
+    nodes = np.empty_like(draws)
     try:
-        row, col, edge = induced_edges(graph, nodes, _NO_TREE, 0, table)
+        nodes = nodes[:T.sorted_members(local.bits, local.rank, draws, nodes)]
+        row, col, edge = _member_edges(graph, nodes, local.bits, local.rank, local.scratch)
     finally:
-        table.release([nodes])
+        T.clear_members(local.bits, draws)
     return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+
+
+def _member_edges(graph: CSRGraph, nodes: np.ndarray, bits: np.ndarray, rank: np.ndarray,
+                  scratch: Scratch) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`induced_edges` for the sorted node set ``nodes`` held in ``(bits, rank)``."""
+    optr, code, edge_ids = graph.oriented()
+    n = nodes.shape[0]
+    filed = np.empty(n + 1, dtype=np.int64)
+    begin = np.empty(n, dtype=np.int64)
+    T.filed_offsets(optr, nodes, filed, begin)
+    num_filed = int(filed[-1])
+    hits = scratch.take(2 * num_filed)
+    hit_pos, hit_code = hits[:num_filed], hits[num_filed:]
+    counts = np.empty(n, dtype=np.int64)
+    T.scan_members(code, bits, rank, begin, filed, hit_pos, hit_code, counts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    m = int(offsets[-1])
+    src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
+    T.emit_members(edge_ids, filed, hit_pos, hit_code, offsets, src, dst, edge)
+    return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)

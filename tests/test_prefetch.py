@@ -20,7 +20,7 @@ from graphbatch.features.buffers import POOL_MIN_BYTES
 from graphbatch.loader.prefetch import Prefetcher
 
 THREAD_PREFIX = "graphbatch-prefetch"
-#: A prefetcher runs a sampling and an assembling thread.
+#: A prefetcher runs DEFAULT_THREADS producer threads by default.
 THREADS_PER_PREFETCHER = 2
 
 
@@ -261,24 +261,27 @@ class Boom(RuntimeError):
     pass
 
 
-class RaiseOnCall:
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.calls = 0
+class RaiseOnBatch:
+    """Fails on batch ``k`` of an unshuffled NeighborLoader with batch_size 10 (its first
+    seed is ``10 k``). Prefetch threads make batches concurrently, so the batch, not
+    the call count, names the failure."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
 
     def __call__(self, batch):
-        self.calls += 1
-        if self.calls == self.n:
-            raise Boom(f"transform failed on call {self.calls}")
+        first = batch.node[0] if hasattr(batch, "node") else batch.n_id[0]
+        if int(first) == 10 * self.k:
+            raise Boom(f"transform failed on batch {self.k}")
         return batch
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 2])
 def test_exception_in_transform_reaches_consumer(data, prefetch):
     before = prefetch_threads()
-    loader = NeighborLoader(data, [5], batch_size=10, prefetch=prefetch, transform=RaiseOnCall(3))
+    loader = NeighborLoader(data, [5], batch_size=10, prefetch=prefetch, transform=RaiseOnBatch(2))
     got = []
-    with pytest.raises(Boom, match="call 3"):
+    with pytest.raises(Boom, match="batch 2"):
         for b in loader:
             got.append(b)
     assert len(got) == 2
@@ -290,7 +293,7 @@ def test_exception_in_transform_reaches_consumer(data, prefetch):
 
 def test_exception_in_sampler_output_transform_reaches_consumer(data):
     loader = NeighborLoader(data, [5], batch_size=10, prefetch=2,
-                            transform_sampler_output=RaiseOnCall(3))
+                            transform_sampler_output=RaiseOnBatch(2))
     it = iter(loader)
     next(it), next(it)
     with pytest.raises(Boom):
@@ -362,6 +365,84 @@ def test_prefetcher_error_and_close():
     assert not any(t.is_alive() for t in q._threads)
     with pytest.raises(StopIteration):
         next(q)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_prefetcher_threads_keep_the_order(threads):
+    rng = np.random.default_rng(threads)
+    delays = rng.uniform(0, 0.004, 60)
+
+    def produce(i):
+        time.sleep(delays[i])  # later items often finish first
+        return i * 10
+
+    p = Prefetcher(iter(range(60)), produce, depth=2, length=60, threads=threads)
+    assert list(p) == [i * 10 for i in range(60)]
+    for t in p._threads:
+        t.join(5.0)
+    assert not any(t.is_alive() for t in p._threads)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_prefetcher_threads_failure_is_raised_in_order(threads):
+    def produce(i):
+        if i == 4:
+            raise KeyError("bad item 4")
+        time.sleep(0.01 if i < 4 else 0)  # items after the failure finish first
+        return i
+
+    p = Prefetcher(iter(range(10)), produce, depth=2, threads=threads)
+    assert [next(p) for _ in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(KeyError, match="bad item 4"):
+        next(p)
+    with pytest.raises(StopIteration):
+        next(p)
+    p.close()
+
+
+def test_prefetcher_source_failure_reaches_consumer():
+    def source():
+        yield from range(3)
+        raise ValueError("source broke")
+
+    p = Prefetcher(source(), lambda i: i, depth=2, threads=2)
+    assert [next(p) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="source broke"):
+        next(p)
+    with pytest.raises(StopIteration):
+        next(p)
+
+
+def test_prefetcher_bounds_items_in_flight():
+    taken = []
+
+    def source():
+        for i in range(100):
+            taken.append(i)
+            yield i
+
+    p = Prefetcher(source(), lambda i: i, depth=2, threads=3)
+    assert next(p) == 0
+    time.sleep(0.3)
+    assert len(taken) <= 1 + 2 + 3 - 1  # the consumed one, then depth + threads - 1
+    p.close()
+    assert not any(t.is_alive() for t in p._threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_same_batches_for_any_number_of_prefetch_threads(data, threads):
+    ref = epoch(NeighborLoader(data, [5, 3], batch_size=10, shuffle=True, prefetch=0), 5)
+    got = epoch(NeighborLoader(data, [5, 3], batch_size=10, shuffle=True, prefetch=2,
+                               prefetch_threads=threads), 5)
+    assert len(got) == len(ref)
+    for a, b in zip(ref, got):
+        assert_same_batch(a, b)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
+def test_bad_prefetch_threads(data, bad):
+    with pytest.raises((ValueError, TypeError), match="prefetch_threads"):
+        NeighborLoader(data, [5], prefetch_threads=bad)
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])

@@ -497,3 +497,17 @@ def test_random_walk_bad_roots_name_the_argument(data):
         GraphSAINTRandomWalkSampler(data, 4, 2, roots=torch.zeros(n, dtype=torch.bool))
     with pytest.raises(ValueError, match="roots"):
         GraphSAINTRandomWalkSampler(data, 4, 2, roots=torch.ones(n - 1, dtype=torch.bool))
+
+
+def test_edge_index_reuses_a_samplers_two_row_array():
+    from graphbatch.loader.assemble import _edge_index
+
+    both = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    row, col = both
+    assert _edge_index(row, col).data_ptr() == both.data_ptr()
+    assert torch.equal(_edge_index(row, col), both)
+    # Swapped, strided or separate rows are stacked.
+    assert torch.equal(_edge_index(col, row), both.flip(0))
+    strided = torch.arange(8).view(2, 4)[:, :3]
+    assert torch.equal(_edge_index(*strided), torch.tensor([[0, 1, 2], [4, 5, 6]]))
+    assert torch.equal(_edge_index(torch.tensor([1]), torch.tensor([2])), torch.tensor([[1], [2]]))

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edge-budget", type=int, default=4000, help="edge sampler batch_size")
     p.add_argument("--roots", type=int, default=3000, help="random-walk sampler batch_size")
     p.add_argument("--walk-length", type=int, default=2)
-    p.add_argument("--steps", type=int, default=30, help="timed subgraphs per sampler")
+    p.add_argument("--steps", type=int, default=200, help="timed subgraphs per sampler")
     p.add_argument("--coverage", type=int, default=10, help="sample_coverage for pre-sampling")
     p.add_argument("--seed", type=int, default=0)
 

@@ -13,6 +13,7 @@ once the view is gone.
 from __future__ import annotations
 
 import mmap
+import threading
 import weakref
 from typing import Callable, Optional
 
@@ -21,7 +22,9 @@ import torch
 from torch import Tensor
 
 _HUGE_PAGE = 2 << 20
-#: Below this size a plain allocation is as fast; pooling would only hold memory.
+#: Below this size a plain allocation is as fast (malloc reuses memory already
+#: touched); above it, malloc maps fresh pages, whose faults cost as much as the gather
+#: (a GraphSAINT batch: 3.5 MB of rows, 0.65 ms allocating against 0.44 ms pooled).
 POOL_MIN_BYTES = 1 << 18
 
 
@@ -54,17 +57,20 @@ class BufferPool:
         self.register = register
         self._buffers: list[list] = []  # [raw uint8 array, registration, weakref or None]
         self.allocations = 0  # new buffers made, for tests and benchmarks
+        self._lock = threading.Lock()  # prefetch threads gather concurrently
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised tensor on a buffer no live tensor uses."""
         nbytes = int(np.prod(shape)) * element_size(dtype)
         if nbytes < POOL_MIN_BYTES:
             return torch.empty(shape, dtype=dtype)
-        slot = self._free_slot(nbytes)
-        view = slot[0][:nbytes]  # a fresh ndarray object: its lifetime marks the use
-        if any(s is slot for s in self._buffers):
-            slot[2] = weakref.ref(view)
-        elif slot[1] is not None:
+        with self._lock:
+            slot = self._free_slot(nbytes)
+            view = slot[0][:nbytes]  # a fresh ndarray object: its lifetime marks the use
+            pooled = any(s is slot for s in self._buffers)
+            if pooled:
+                slot[2] = weakref.ref(view)
+        if not pooled and slot[1] is not None:
             weakref.finalize(view, lambda registration: None, slot[1])  # lives as long as the view
         return torch.from_numpy(view).view(dtype).view(shape)
 

@@ -1,9 +1,10 @@
-"""What every graphbatch loader shares: seeded batch plans, sampling in workers or a
-thread, feature gathering from the stores, and the prefetch pipeline.
+"""What every graphbatch loader shares: seeded batch plans, sampling in workers or
+threads, feature gathering from the stores, and the prefetch threads.
 
 A loader is a ``torch.utils.data.DataLoader`` over :class:`SeededBatches` items. Its
-``collate_fn`` samples ids (in a worker, or in the prefetch thread) and ``filter_fn``
-gathers the features into a ``Data`` batch (in the main process by default).
+``collate_fn`` samples ids (in a worker process, in a prefetch thread, or, with
+``prefetch=0``, in the calling thread) and ``filter_fn`` gathers the features into a
+``Data`` batch (in the main process by default, in the prefetch threads).
 Subclasses say how to sample (:meth:`BatchLoader.sample`) and which fields their
 batches add (:meth:`BatchLoader.decorate`).
 """
@@ -16,11 +17,12 @@ import torch
 from torch_geometric.data import Data
 
 from graphbatch import _numba
+from graphbatch._validate import check_positive_int
 from graphbatch.features import FeatureStore
 from graphbatch.graph import CSRGraph
 from graphbatch.loader.assemble import assemble
 from graphbatch.loader.batches import ItemDataset, SeededBatches
-from graphbatch.loader.prefetch import Prefetcher
+from graphbatch.loader.prefetch import DEFAULT_THREADS, Prefetcher
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 
@@ -70,18 +72,21 @@ class BatchLoader(torch.utils.data.DataLoader):
         data: the graph's attributes.
         graph: its topology.
         batches: the epoch plan.
-        transform: applied to each ``Data`` batch.
+        transform: applied to each ``Data`` batch (in the prefetch threads,
+            concurrently: it must be thread-safe, as PyG's transforms are).
         filter_per_worker: build the ``Data`` batches (gather their features) in the
             worker processes. By default (None, False) workers only sample, and the
-            features are gathered in the main process, in the prefetch thread, into
+            features are gathered in the main process, in the prefetch threads, into
             reused buffers or straight onto ``device``.
         node_store, edge_store: :class:`~graphbatch.features.FeatureStore` of node and
             edge tables (memory-mapped, half precision, ...); by default the tensor
             attributes of ``data``. Their tables become batch attributes of those names.
         device: where batches arrive; on CUDA, node features are read by the GPU from
             pinned host memory (zero-copy).
-        prefetch: batches kept ready by a background thread (0: none, batches are
-            built on demand).
+        prefetch: batches kept ready by background threads (0: none, batches are
+            built on demand, in the calling thread).
+        prefetch_threads: background threads that make batches, each a whole batch at
+            a time (with ``prefetch > 0``).
         shared: objects with ``share_memory_()`` that worker processes read.
         **kwargs: further ``torch.utils.data.DataLoader`` arguments.
     """
@@ -97,6 +102,7 @@ class BatchLoader(torch.utils.data.DataLoader):
         edge_store: Optional[FeatureStore] = None,
         device: Union[str, torch.device, None] = None,
         prefetch: int = 2,
+        prefetch_threads: int = DEFAULT_THREADS,
         shared: tuple = (),
         **kwargs: Any,
     ) -> None:
@@ -105,6 +111,7 @@ class BatchLoader(torch.utils.data.DataLoader):
                 raise TypeError(f"{type(self).__name__} does not take '{key}'")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        self.prefetch_threads = check_positive_int(prefetch_threads, "prefetch_threads")
         self.data = data
         self.graph = graph
         self.batches = batches
@@ -162,12 +169,24 @@ class BatchLoader(torch.utils.data.DataLoader):
             return sampled if self.device is None else sampled.to(self.device, non_blocking=True)
         return self.filter_fn(*sampled, device=self.device)
 
+    def _sample_and_finish(self, item: tuple) -> Data:
+        return self._finish(self.collate_fn(item))
+
     def __iter__(self):
         self.batches.new_epoch()
+        # Made in every case: making it draws a base seed from the random generator,
+        # so the epochs' seeds do not depend on how batches are made.
         it = super().__iter__()
-        if self.prefetch > 0:
-            return Prefetcher(it, self._finish, self.prefetch, self.device, len(self))
-        return _Mapped(it, self._finish)
+        if self.prefetch == 0:
+            return _Mapped(it, self._finish)
+        if self.num_workers == 0 and not self.pin_memory:
+            # The prefetch threads sample too: the DataLoader's own iterator would call
+            # collate_fn for one batch at a time.
+            source, produce = iter(self.batches), self._sample_and_finish
+        else:
+            source, produce = it, self._finish
+        return Prefetcher(source, produce, self.prefetch, self.device, len(self),
+                          self.prefetch_threads)
 
 
 class _Mapped:

@@ -1,9 +1,14 @@
 """numba kernels of the GraphSAINT samplers. Pure functions of validated numpy arrays."""
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
+from graphbatch._intrinsics import prefetch
 from graphbatch.sampling._rng import draw_alias, draw_cdf, randint, stream, uniform
+
+#: How many walks ahead a walk step prefetches.
+WALKS_AHEAD = 16
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -28,25 +33,28 @@ def draw_edges(prob, alias, indptr, indices, cum, key, out):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def random_walks(indptr, indices, roots, walk_length, key, out):
-    """``out[r]`` (``[walk_length + 1]``): a uniform random walk from ``roots[r]`` along
-    incoming edges; a node without neighbors stays where it is. All walks take step
-    ``s`` before any takes step ``s + 1``: one walk's steps are a chain of cache misses,
-    the walks of one step are independent and their misses overlap."""
-    for r in prange(roots.shape[0]):
-        out[r, 0] = roots[r]
+def random_walks(indptr, indices, roots, key, out):
+    """``out[r]`` (``[walk_length + 1]``): a uniform random walk along incoming edges
+    from a root drawn uniformly from ``roots``; a node without neighbors stays where it
+    is. All walks take step ``s`` before any takes step ``s + 1``, in two passes (pick
+    the position in ``indices``, then read it), each prefetching a few walks ahead: one
+    walk's steps are a chain of cache misses, the walks of one pass are independent and
+    their misses overlap."""
+    num_walks, walk_length = out.shape[0], out.shape[1] - 1
+    pos = np.empty(num_walks, dtype=np.int64)
+    for r in prange(num_walks):
+        out[r, 0] = roots[randint(stream(key, 2, r), 0, roots.shape[0])]
     for s in range(walk_length):
-        for r in prange(roots.shape[0]):
+        for r in prange(num_walks):
+            if r + WALKS_AHEAD < num_walks:
+                prefetch(indptr, out[r + WALKS_AHEAD, s])
             v = out[r, s]
             start = indptr[v]
             deg = indptr[v + 1] - start
-            if deg > 0:
-                v = indices[start + randint(stream(key, 1, r), s, deg)]
-            out[r, s + 1] = v
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def uniform_ints(n, key, out):
-    """``out[i]``: draw ``i`` of a uniform int in ``[0, n)``."""
-    for i in prange(out.shape[0]):
-        out[i] = randint(stream(key, 2, i), 0, n)
+            # Where the step reads its next node, or -1 - v to stay at v.
+            pos[r] = start + randint(stream(key, 1, r), s, deg) if deg > 0 else -1 - v
+        for r in prange(num_walks):
+            if r + WALKS_AHEAD < num_walks and pos[r + WALKS_AHEAD] >= 0:
+                prefetch(indices, pos[r + WALKS_AHEAD])
+            p = pos[r]
+            out[r, s + 1] = indices[p] if p >= 0 else -1 - p

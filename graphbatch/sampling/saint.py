@@ -151,9 +151,7 @@ class SAINTRandomWalkSampler(SAINTSampler):
 
     def draws(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()
-        pick = np.empty(self.batch_size, dtype=np.int64)
-        K.uniform_ints(self.roots.shape[0], key, pick)
         walks = np.empty((self.batch_size, self.walk_length + 1), dtype=np.int64)
-        K.random_walks(indptr, indices, self.roots[pick], self.walk_length, key, walks)
+        K.random_walks(indptr, indices, self.roots, key, walks)
         return walks.reshape(-1)
 

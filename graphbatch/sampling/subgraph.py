@@ -224,10 +224,13 @@ def _member_edges(graph: CSRGraph, nodes: np.ndarray, bits: np.ndarray, rank: np
     hits = scratch.take(2 * num_filed)
     hit_pos, hit_code = hits[:num_filed], hits[num_filed:]
     counts = np.empty(n, dtype=np.int64)
-    T.scan_members(code, bits, rank, begin, filed, hit_pos, hit_code, counts)
+    chunks = np.append(np.arange(0, n, T.MEMBER_CHUNK), n)
+    T.scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, counts)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     m = int(offsets[-1])
-    src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
-    T.emit_members(edge_ids, filed, hit_pos, hit_code, offsets, src, dst, edge)
-    return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
+    edge_index, edge = np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
+    T.emit_members(edge_ids, filed, chunks, hit_pos, hit_code, offsets, edge_index[0],
+                   edge_index[1], edge)
+    row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
+    return row, col, torch.from_numpy(edge)

@@ -662,3 +662,14 @@ def test_loader_memory_does_not_grow(prefetch):
     growth = rss[199] - rss[20]
     buffers = 2 if prefetch == 0 else loader.node_store._pool.capacity
     assert growth < buffers * 1.25 * biggest, f"RSS grew {growth / MiB:.1f} MiB over 180 batches"
+
+
+def test_pool_pickles_empty_and_usable():
+    import pickle
+
+    pool = BufferPool(capacity=2)
+    held = pool.empty((POOL_MIN_BYTES // 4 + 1,), torch.float32)
+    copy = pickle.loads(pickle.dumps(pool))
+    assert copy.capacity == 2 and copy.allocations == 0 and not copy._buffers
+    out = copy.empty((POOL_MIN_BYTES // 4 + 1,), torch.float32)
+    assert out.shape == held.shape and copy.allocations == 1

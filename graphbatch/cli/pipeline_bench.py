@@ -39,7 +39,7 @@ def _sync(device: torch.device) -> None:
 def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged: bool) -> dict:
     """One (truncated) epoch. ``staged`` runs the loader's stages one by one in the loop
     (sample, gather, copy to the device), timing each; otherwise the loader runs them in
-    its prefetch thread and the loop times its waits."""
+    its prefetch threads and the loop times its waits."""
     t = dict(sample=0.0, gather=0.0, transfer=0.0, train=0.0, wait=0.0, batches=0)
     if staged:
         loader.batches.new_epoch()

@@ -59,6 +59,13 @@ class BufferPool:
         self.allocations = 0  # new buffers made, for tests and benchmarks
         self._lock = threading.Lock()  # prefetch threads gather concurrently
 
+    def __getstate__(self) -> dict:
+        # Buffers are per process: a pickled pool (sent to a worker) starts empty.
+        return {"capacity": self.capacity, "register": self.register}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"], state["register"])
+
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised tensor on a buffer no live tensor uses."""
         nbytes = int(np.prod(shape)) * element_size(dtype)

@@ -150,7 +150,7 @@ class BatchLoader(torch.utils.data.DataLoader):
         """Adds the loader's own fields to an assembled batch."""
 
     def collate_fn(self, item: tuple) -> Any:
-        """Samples one batch (in a worker or the prefetch thread): its ids only, or the
+        """Samples one batch (in a worker or a prefetch thread): its ids only, or the
         whole ``Data`` batch with ``filter_per_worker``."""
         out, meta = self.sample(item)
         if self.filter_per_worker:

@@ -199,11 +199,12 @@ class ClusterSampler:
         offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         m = int(offsets[-1])
-        src, dst, eid = (np.empty(m, dtype=np.int64) for _ in range(3))
+        edge_index, eid = np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
         K.fill_batch_edges(pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge, ids,
-                           slot, first_local, offsets, src, dst, eid)
-        return SampledSubgraph(node=torch.from_numpy(nodes), row=torch.from_numpy(src),
-                               col=torch.from_numpy(dst), edge=torch.from_numpy(eid))
+                           slot, first_local, offsets, edge_index[0], edge_index[1], eid)
+        row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
+        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col,
+                               edge=torch.from_numpy(eid))
 
     def share_memory_(self) -> "ClusterSampler":
         for t in (self.partition.partptr, self.partition.node_perm, self.partition.part,

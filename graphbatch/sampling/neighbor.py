@@ -206,7 +206,11 @@ class NeighborSampler:
             row, col, edge = induced_edges(self.graph, nodes, tree, stride, table)
             num_sampled_edges = None
         else:
-            row, col, edge = (torch.from_numpy(np.concatenate(a)) for a in (rows, cols, edges))
+            edge_index = np.empty((2, sum(r.shape[0] for r in rows)), dtype=np.int64)
+            np.concatenate(rows, out=edge_index[0])
+            np.concatenate(cols, out=edge_index[1])
+            row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
+            edge = torch.from_numpy(np.concatenate(edges))
             if self.subgraph_type == "bidirectional":
                 row, col, edge = _to_bidirectional(row, col, edge, nodes.shape[0])
                 num_sampled_edges = None

@@ -177,10 +177,11 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     m = int(offsets[-1])
-    src, dst, edge = (np.empty(m, dtype=np.int64) for _ in range(3))
+    edge_index, edge = np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
     T.emit_induced(code, edge_ids, tree, stride, table.keys, table.vals, table.dense, filed,
-                   hits, offsets, src, dst, edge)
-    return torch.from_numpy(src), torch.from_numpy(dst), torch.from_numpy(edge)
+                   hits, offsets, edge_index[0], edge_index[1], edge)
+    row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
+    return row, col, torch.from_numpy(edge)
 
 
 _NO_TREE = np.empty(0, dtype=np.int64)

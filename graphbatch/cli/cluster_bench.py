@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> list[dict]:
           f"{100 * (ours_s / direct_s - 1):.0f}% added")
 
     rows = []
-    # Prefetch overlaps batch building with training; with nothing to overlap (this
-    # loop), its thread handoffs cost more than they hide, so both are reported.
+    # With prefetch, two threads make batches in parallel; without, the loop makes
+    # them one at a time (PyG's loader has no prefetch), so both are reported.
     for prefetch in (2, 0):
         torch.manual_seed(args.seed)
         loader = ClusterLoader(cluster_data, batch_size=args.batch_size, shuffle=True,

@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from conftest import make_graph
-from graphbatch import ClusterData, FeatureStore, HaloLoader, LazyGNN, LazyPropagation
+from graphbatch import ClusterData, CSRGraph, FeatureStore, HaloLoader, LazyGNN, LazyPropagation
 from graphbatch.cli.lazy_bench import saved_bytes
 from graphbatch.lazy import appnp_steps, normalized_adjacency, sparse_operator
 
@@ -308,6 +308,11 @@ def test_halo_loader_bad_arguments():
     cd = ClusterData(data, num_parts=4, log=False)
     with pytest.raises(ValueError, match="not both"):
         HaloLoader(data, input_nodes=torch.arange(5), cluster_data=cd)
+    graph = CSRGraph.from_data(data)
+    with pytest.raises(ValueError, match="normalize=False"):
+        HaloLoader(data, graph=graph)
+    # Without normalization the given topology is used.
+    assert HaloLoader(data, normalize=False, graph=graph).graph is graph
 
 
 # ------------------------------------------------------------------ feature store writes

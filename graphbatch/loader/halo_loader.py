@@ -44,6 +44,7 @@ class HaloLoader(BatchLoader):
             Not with ``cluster_data``.
         cluster_data: batch whole clusters of this partition of ``data`` instead.
         normalize: add self-loops and ``Â``'s weights as ``edge_weight``.
+        graph: the topology of ``data`` (built when None); only with ``normalize=False``.
         **kwargs: ``batch_size`` (targets, or clusters, per batch), ``shuffle``,
             ``drop_last``, ``generator`` and the other ``DataLoader`` arguments, and
             ``node_store``, ``device``, ``prefetch``, ``transform``,
@@ -64,10 +65,14 @@ class HaloLoader(BatchLoader):
             raise ValueError(f"cluster_data partitions {cluster_data.graph.num_nodes} nodes, "
                              f"data has {data.num_nodes}")
         if normalize:
+            if graph is not None:
+                raise ValueError("graph is the topology of data.edge_index; with "
+                                 "normalize=True the loader batches the normalized graph "
+                                 "(self-loops added) and builds its topology itself: pass "
+                                 "graph only with normalize=False")
             data = copy.copy(data)
             data.edge_index, data.edge_weight = normalized_adjacency(
                 data.edge_index, data.num_nodes)
-            graph = None
         graph = graph_of(data, graph)
         self.num_hops = num_hops
         self.cluster_data = cluster_data

@@ -347,6 +347,9 @@ def test_cached_operator_follows_in_place_changes(graph):
     half = appnp_steps(x_in, x_in, sparse_operator(ei_norm, w * 0.5, n), 0.1, 7)
     torch.testing.assert_close(prop(x_in, ei_norm, weight), half)
     torch.testing.assert_close(prop(x_in, ei_norm, w), first)
+    assert list(prop._cache[3]) == [False]  # evaluation builds no transpose
+    prop.train()(x_in, ei_norm, w)
+    assert sorted(prop._cache[3]) == [False, True]
 
 
 def test_bad_model_and_state_sizes():

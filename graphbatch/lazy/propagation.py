@@ -136,9 +136,10 @@ class LazyPropagation(torch.nn.Module):
         if edge_weight is None or edge_weight.shape != (edge_index.size(1),):
             raise ValueError("edge_weight must hold the [m] entries of the normalized "
                              "adjacency (see graphbatch.lazy.normalized_adjacency)")
-        adj, adj_t = self._operators(edge_index, edge_weight, n)
+        adj = self._operator(edge_index, edge_weight, n)
         if not self.training:
             return appnp_steps(x_in, x_in, adj, self.alpha, self.eval_steps)
+        adj_t = self._operator(edge_index, edge_weight, n, transpose=True)
         if n_id is None:
             if n != self.state.num_nodes:
                 raise ValueError(f"without n_id, x_in must cover all {self.state.num_nodes} "
@@ -160,19 +161,21 @@ class LazyPropagation(torch.nn.Module):
         self.state.write("fea", targets, out[:num_targets])
         return out
 
-    def _operators(self, edge_index: Tensor, edge_weight: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """``Â`` and ``Â^T`` as sparse matrices, rebuilt only when given other tensors
-        than last time (or the same ones modified in place): full-batch training passes
-        the same graph every step."""
+    def _operator(self, edge_index: Tensor, edge_weight: Tensor, n: int,
+                  transpose: bool = False) -> Tensor:
+        """``Â`` (or ``Â^T``) as a sparse matrix, each built on first use (evaluation
+        needs no ``Â^T``) and rebuilt only when given other tensors than last time (or
+        the same ones modified in place): full-batch training passes the same graph
+        every step."""
         key = (n, edge_index._version, edge_weight._version)
         cached = self._cache
-        if (cached is not None and cached[0]() is edge_index and cached[1]() is edge_weight
-                and cached[2] == key):
-            return cached[3]
-        ops = (sparse_operator(edge_index, edge_weight, n),
-               sparse_operator(edge_index, edge_weight, n, transpose=True))
-        self._cache = (weakref.ref(edge_index), weakref.ref(edge_weight), key, ops)
-        return ops
+        if (cached is None or cached[0]() is not edge_index or cached[1]() is not edge_weight
+                or cached[2] != key):
+            cached = self._cache = (weakref.ref(edge_index), weakref.ref(edge_weight), key, {})
+        ops = cached[3]
+        if transpose not in ops:
+            ops[transpose] = sparse_operator(edge_index, edge_weight, n, transpose)
+        return ops[transpose]
 
     def extra_repr(self) -> str:
         return (f"steps={self.steps}, alpha={self.alpha}, beta={self.beta}, "

@@ -47,7 +47,7 @@ class HaloLoader(BatchLoader):
         graph: the topology of ``data`` (built when None); only with ``normalize=False``.
         **kwargs: ``batch_size`` (targets, or clusters, per batch), ``shuffle``,
             ``drop_last``, ``generator`` and the other ``DataLoader`` arguments, and
-            ``node_store``, ``device``, ``prefetch``, ``transform``,
+            ``node_store``, ``device``, ``prefetch``, ``prefetch_threads``, ``transform``,
             ``filter_per_worker`` as for :class:`~graphbatch.loader.base.BatchLoader`.
     """
 

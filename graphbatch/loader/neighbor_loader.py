@@ -67,7 +67,8 @@ class NeighborLoader(BatchLoader):
         transform: applied to each ``Data`` batch.
         transform_sampler_output: applied to each :class:`SampledSubgraph` first.
         filter_per_worker, node_store, edge_store, device, prefetch: see
-            :class:`~graphbatch.loader.base.BatchLoader`.
+            :class:`~graphbatch.loader.base.BatchLoader` (as is ``prefetch_threads``,
+            passed on with ``**kwargs``).
         graph: a prebuilt :class:`CSRGraph` of ``data`` to reuse across loaders.
         **kwargs: ``torch.utils.data.DataLoader`` arguments (``batch_size``, ``shuffle``,
             ``drop_last``, ``num_workers``, ``persistent_workers``, ``pin_memory``,

@@ -37,8 +37,8 @@ class GraphSAINTSampler(BatchLoader):
         save_dir: where the normalizations are cached (keyed by graph and parameters;
             a corrupted or mismatched file is recomputed).
         log: show a progress bar while pre-sampling.
-        graph, node_store, edge_store, device, prefetch, filter_per_worker, transform:
-            as for :class:`~graphbatch.loader.base.BatchLoader`.
+        graph, node_store, edge_store, device, prefetch, prefetch_threads,
+        filter_per_worker, transform: as for :class:`~graphbatch.loader.base.BatchLoader`.
         **kwargs: further ``torch.utils.data.DataLoader`` arguments (``num_workers``,
             ``generator``, ...). ``shuffle`` is accepted and means nothing: every
             subgraph is random.

@@ -122,7 +122,8 @@ class ClusterLoader(BatchLoader):
         **kwargs: ``batch_size`` (clusters per batch), ``shuffle``, ``drop_last``,
             ``generator``, ``num_workers`` and the other ``DataLoader`` arguments, and
             ``node_store``, ``edge_store``, ``device``, ``prefetch``,
-            ``prefetch_threads``, ``transform``, ``filter_per_worker`` as for :class:`~graphbatch.loader.base.BatchLoader`.
+            ``prefetch_threads``, ``transform``, ``filter_per_worker`` as for
+            :class:`~graphbatch.loader.base.BatchLoader`.
     """
 
     def __init__(self, cluster_data: ClusterData, **kwargs: Any) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor
 from graphbatch._validate import as_int
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _cluster_kernels as K
-from graphbatch.sampling.subgraph import SampledSubgraph
+from graphbatch.sampling.subgraph import SampledSubgraph, edge_arrays, edge_tensors
 
 #: Graphs with more nodes than this get a progress message while METIS runs.
 LOG_MIN_NODES = 100_000
@@ -199,12 +199,11 @@ class ClusterSampler:
         offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         m = int(offsets[-1])
-        edge_index, eid = np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
+        edge_index, eid = edge_arrays(m)
         K.fill_batch_edges(pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge, ids,
                            slot, first_local, offsets, edge_index[0], edge_index[1], eid)
-        row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
-        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col,
-                               edge=torch.from_numpy(eid))
+        row, col, eid = edge_tensors(edge_index, eid)
+        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=eid)
 
     def share_memory_(self) -> "ClusterSampler":
         for t in (self.partition.partptr, self.partition.node_perm, self.partition.part,

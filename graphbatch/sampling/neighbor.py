@@ -17,7 +17,7 @@ from graphbatch.sampling import _neighbor_kernels as K
 from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
 from graphbatch.sampling.subgraph import (
-    SampledSubgraph, ThreadTables, induced_edges,
+    SampledSubgraph, ThreadTables, edge_arrays, edge_tensors, induced_edges,
 )
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
@@ -206,11 +206,11 @@ class NeighborSampler:
             row, col, edge = induced_edges(self.graph, nodes, tree, stride, table)
             num_sampled_edges = None
         else:
-            edge_index = np.empty((2, sum(r.shape[0] for r in rows)), dtype=np.int64)
+            edge_index, edge = edge_arrays(sum(r.shape[0] for r in rows))
             np.concatenate(rows, out=edge_index[0])
             np.concatenate(cols, out=edge_index[1])
-            row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
-            edge = torch.from_numpy(np.concatenate(edges))
+            np.concatenate(edges, out=edge)
+            row, col, edge = edge_tensors(edge_index, edge)
             if self.subgraph_type == "bidirectional":
                 row, col, edge = _to_bidirectional(row, col, edge, nodes.shape[0])
                 num_sampled_edges = None

@@ -124,7 +124,6 @@ class ThreadTables:
         if not hasattr(local, "scratch"):
             local.scratch = Scratch()
             if self.dense:
-                local.array = np.full(self.num_nodes, T.EMPTY, dtype=np.int64)
                 local.bits = np.zeros((self.num_nodes + 63) // 64, dtype=np.uint64)
                 local.rank = np.empty_like(local.bits, dtype=np.int64)
         return local
@@ -133,6 +132,8 @@ class ThreadTables:
         local = self._thread()
         if not self.dense:
             return HashTable(capacity_for, local.scratch)
+        if not hasattr(local, "array"):  # made on first use: the bitmap path needs none
+            local.array = np.full(self.num_nodes, T.EMPTY, dtype=np.int64)
         return DenseTable(local.array, local.bits, local.scratch)
 
     def unique_sorted(self, nodes: np.ndarray) -> np.ndarray:
@@ -161,9 +162,7 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     its endpoint of lower degree; the order is fixed by ``nodes`` and the graph."""
     optr, code, edge_ids = graph.oriented()
     n = nodes.shape[0]
-    filed = np.empty(n + 1, dtype=np.int64)
-    begin = np.empty(n, dtype=np.int64)
-    T.filed_offsets(optr, nodes, filed, begin)
+    filed, begin = _filed(optr, nodes)
     hits = table.scratch.take(int(filed[-1]))
     counts = np.empty(n, dtype=np.int64)
     if table.dense:  # keys are the node ids
@@ -174,14 +173,41 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     finally:
         if table.dense:
             T.set_bits(table.bits, nodes, False)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    m = int(offsets[-1])
-    edge_index, edge = np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
+    offsets = _offsets(counts)
+    edge_index, edge = edge_arrays(int(offsets[-1]))
     T.emit_induced(code, edge_ids, tree, stride, table.keys, table.vals, table.dense, filed,
                    hits, offsets, edge_index[0], edge_index[1], edge)
-    row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
+    return edge_tensors(edge_index, edge)
+
+
+def edge_arrays(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uninitialised outputs for ``m`` edges: ``edge_index`` [2, m] (local sources, then
+    targets) and ``edge`` [m], int64. Samplers fill the two rows of one array, which a
+    batch then takes as its ``edge_index`` without a copy."""
+    return np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
+
+
+def edge_tensors(edge_index: np.ndarray, edge: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """``(row, col, edge)`` tensors of :func:`edge_arrays`' outputs, row and col views of
+    the one ``[2, m]`` tensor (see :func:`graphbatch.loader.assemble.assemble`)."""
+    row, col = torch.from_numpy(edge_index)
     return row, col, torch.from_numpy(edge)
+
+
+def _filed(optr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(filed [n + 1], begin [n])``: see
+    :func:`~graphbatch.sampling._table_kernels.filed_offsets`."""
+    filed = np.empty(nodes.shape[0] + 1, dtype=np.int64)
+    begin = np.empty(nodes.shape[0], dtype=np.int64)
+    T.filed_offsets(optr, nodes, filed, begin)
+    return filed, begin
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """``[n + 1]``: where each node's edges start in the output, then their total."""
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
 
 
 _NO_TREE = np.empty(0, dtype=np.int64)
@@ -218,20 +244,15 @@ def _member_edges(graph: CSRGraph, nodes: np.ndarray, bits: np.ndarray, rank: np
     """:func:`induced_edges` for the sorted node set ``nodes`` held in ``(bits, rank)``."""
     optr, code, edge_ids = graph.oriented()
     n = nodes.shape[0]
-    filed = np.empty(n + 1, dtype=np.int64)
-    begin = np.empty(n, dtype=np.int64)
-    T.filed_offsets(optr, nodes, filed, begin)
+    filed, begin = _filed(optr, nodes)
     num_filed = int(filed[-1])
     hits = scratch.take(2 * num_filed)
     hit_pos, hit_code = hits[:num_filed], hits[num_filed:]
     counts = np.empty(n, dtype=np.int64)
     chunks = np.append(np.arange(0, n, T.MEMBER_CHUNK), n)
     T.scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, counts)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    m = int(offsets[-1])
-    edge_index, edge = np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
+    offsets = _offsets(counts)
+    edge_index, edge = edge_arrays(int(offsets[-1]))
     T.emit_members(edge_ids, filed, chunks, hit_pos, hit_code, offsets, edge_index[0],
                    edge_index[1], edge)
-    row, col = torch.from_numpy(edge_index)  # rows of one array: batches use it as is
-    return row, col, torch.from_numpy(edge)
+    return edge_tensors(edge_index, edge)

@@ -364,3 +364,21 @@ def test_bad_model_and_state_sizes():
     data = make_graph(num_nodes=50, num_edges=200, seed=1)
     with pytest.raises(TypeError, match="cluster_data"):
         HaloLoader(data, cluster_data=object())
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--eval-steps", "0"], "eval-steps"),
+    (["--eval-steps", "10", "-1"], "eval-steps"),
+    (["--beta", "0.5", "0.3", "0.7"], "as many values"),
+])
+def test_bench_lazy_rejects_bad_settings(argv, match):
+    import argparse
+
+    from graphbatch.cli import lazy_bench
+
+    parser = argparse.ArgumentParser()
+    lazy_bench.add_arguments(parser)
+    args = parser.parse_args(argv)
+    with pytest.raises(ValueError, match=match):
+        lazy_bench.candidates("LazyGNN", args)
+    assert lazy_bench.candidates("GCN", args) == [(0.5, 0.5)]

@@ -209,9 +209,12 @@ def train(model: str, s: Setup, args: argparse.Namespace, seed: int, beta: float
 
 
 def candidates(model: str, args: argparse.Namespace) -> list[tuple[float, float]]:
-    """The ``(beta, gamma)`` pairs to try: LazyGNN's from the arguments, one otherwise."""
+    """The ``(beta, gamma)`` pairs to try: LazyGNN's from the arguments (checked with its
+    evaluation steps), one otherwise."""
     if model != "LazyGNN":
         return [(0.5, 0.5)]  # unused
+    if not args.eval_steps or any(k < 1 for k in args.eval_steps):
+        raise ValueError(f"--eval-steps must be positive ints, got {args.eval_steps}")
     if len(args.beta) != len(args.gamma):
         raise ValueError(f"--beta and --gamma need as many values, got {args.beta} and "
                          f"{args.gamma}")

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--walk-length", type=int, default=2)
     p.add_argument("--steps", type=int, default=200, help="timed subgraphs per sampler")
     p.add_argument("--coverage", type=int, default=10, help="sample_coverage for pre-sampling")
+    p.add_argument("--prefetch-threads", type=int, default=2,
+                   help="the loaders' prefetch_threads (threads making whole subgraphs)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for name, cls, budget in configs:
         torch.manual_seed(args.seed)
-        loader = cls(data, *budget, num_steps=args.steps + 1, graph=graph, log=False)
+        loader = cls(data, *budget, num_steps=args.steps + 1, graph=graph, log=False,
+                     prefetch_threads=args.prefetch_threads)
         start = time.perf_counter()
         norm = estimate(loader.saint_sampler, args.coverage, args.seed, log=False)
         presample_s = time.perf_counter() - start

@@ -8,10 +8,10 @@ as used by the consumer's stream for the caching allocator. Results come out in 
 order of the source, whichever thread made them.
 
 Batches are made whole and in parallel, rather than each kernel split across the
-cores, because a batch's kernels are short and memory-bound: on 2 cores, two threads
-making one GraphSAINT subgraph each reached 720 subgraphs/s where one thread with
-2-way parallel kernels reached 630. The numba kernels release the GIL, so the threads
-and the training loop overlap; each producer runs its kernels on
+cores, because a batch's kernels are short and memory-bound (on 2 cores,
+``graphbatch bench saint``: 589 random-walk subgraphs/s with two threads of 1-way
+kernels, 504 with one thread of 2-way kernels). The numba kernels release the GIL, so
+the threads and the training loop overlap; each producer runs its kernels on
 ``cores // threads`` threads of numba's pool (a thread-local setting).
 """
 from __future__ import annotations

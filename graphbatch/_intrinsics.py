@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from llvmlite import binding, ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+#: Bytes of a cache line.
+LINE = 64
 
 # LLVM names the intrinsic by pointer type; LLVM 15 made pointers opaque.
 _PREFETCH = "llvm.prefetch.p0" if binding.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
@@ -32,6 +35,13 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(inline="always", cache=True)
+def prefetch_range(array, start, stop):
+    """Prefetches the cache lines of ``array[start:stop]``."""
+    for p in range(start, stop, max(1, LINE // array.itemsize)):
+        prefetch(array, p)
 
 
 def _uint64_intrinsic(llvm_name: str, doc: str, extra_false_flag: bool = False):

@@ -14,10 +14,10 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
-from graphbatch._intrinsics import prefetch
+from graphbatch._intrinsics import prefetch_range
 
-#: How many rows ahead a gather prefetches the start of a row.
-_ROWS_AHEAD = 4
+#: How many rows ahead a gather prefetches a row.
+_ROWS_AHEAD = 8
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -28,7 +28,8 @@ def gather_rows(table, index, out):
     flat = table.reshape(-1)
     for i in prange(n):
         if i + _ROWS_AHEAD < n:
-            prefetch(flat, index[i + _ROWS_AHEAD] * width)
+            start = index[i + _ROWS_AHEAD] * width
+            prefetch_range(flat, start, start + width)
         row = index[i]
         for j in range(width):
             out[i, j] = table[row, j]

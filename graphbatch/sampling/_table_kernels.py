@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from graphbatch._intrinsics import popcount, prefetch, trailing_zeros
+from graphbatch._intrinsics import LINE, popcount, prefetch, prefetch_range, trailing_zeros
 from graphbatch.sampling._rng import mix64
 
 EMPTY = -1
@@ -21,8 +21,7 @@ PREFETCH_DISTANCE = 8
 MEMBER_CHUNK = 512
 #: How many hits ahead the emit prefetches an edge id.
 _HITS_AHEAD = 16
-#: Bytes of a cache line, and how many lines of one segment the scans prefetch.
-_LINE = 64
+#: How many cache lines of one segment the scans prefetch.
 _MAX_LINES = 4
 
 
@@ -118,19 +117,11 @@ def filed_offsets(optr, nodes, out, begin):
 
 
 @njit(inline="always", cache=True)
-def _prefetch_range(array, start, stop):
-    """Prefetches the cache lines of ``array[start:stop]`` (the first few of a long run)."""
-    step = max(1, _LINE // array.itemsize)
-    stop = min(stop, start + _MAX_LINES * step)
-    for p in range(start, stop, step):
-        prefetch(array, p)
-
-
-@njit(inline="always", cache=True)
 def _prefetch_filed(code, begin, filed, t):
     """Prefetches the edges filed under local node ``t``."""
     if t < begin.shape[0]:
-        _prefetch_range(code, begin[t], begin[t] + filed[t + 1] - filed[t])
+        prefetch_range(code, begin[t], min(begin[t] + filed[t + 1] - filed[t],
+                                           begin[t] + _MAX_LINES * LINE // code.itemsize))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -270,3 +261,30 @@ def emit_members(edge, filed, chunks, hit_pos, hit_code, offsets, out_src, out_d
                     out_dst[j] = t
                 out_edge[j] = edge[hit_pos[h]]
                 h += 1
+
+
+@njit(cache=True, nogil=True)
+def member_subgraph(optr, code, edge_ids, bits, rank, draws, nodes):
+    """The subgraph induced by the distinct values of ``draws`` (node ids, repeats
+    allowed), in one call: fewer GIL hand-offs between prefetch threads than one call
+    a stage. ``bits`` and ``rank`` are the thread's node set (clear before, and again
+    after); ``nodes`` (``[len(draws)]``) receives the sorted nodes. Returns ``(n,
+    edge_index, edge)``: ``nodes[:n]`` are the nodes, ``edge_index`` ``[2, m]`` the
+    local sources over the local targets, ``edge`` ``[m]`` the edge ids."""
+    n = sorted_members(bits, rank, draws, nodes)
+    begin = np.empty(n, dtype=np.int64)
+    filed = np.empty(n + 1, dtype=np.int64)
+    filed_offsets(optr, nodes[:n], filed, begin)
+    chunks = np.append(np.arange(0, n, MEMBER_CHUNK), n)
+    hit_pos = np.empty(filed[n], dtype=np.int64)
+    hit_code = np.empty(filed[n], dtype=np.int64)
+    counts = np.empty(n, dtype=np.int64)
+    scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, counts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(counts)
+    edge_index = np.empty((2, offsets[n]), dtype=np.int64)
+    edge = np.empty(offsets[n], dtype=np.int64)
+    emit_members(edge_ids, filed, chunks, hit_pos, hit_code, offsets, edge_index[0],
+                 edge_index[1], edge)
+    clear_members(bits, draws)
+    return n, edge_index, edge

@@ -162,7 +162,9 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     its endpoint of lower degree; the order is fixed by ``nodes`` and the graph."""
     optr, code, edge_ids = graph.oriented()
     n = nodes.shape[0]
-    filed, begin = _filed(optr, nodes)
+    filed = np.empty(n + 1, dtype=np.int64)
+    begin = np.empty(n, dtype=np.int64)
+    T.filed_offsets(optr, nodes, filed, begin)
     hits = table.scratch.take(int(filed[-1]))
     counts = np.empty(n, dtype=np.int64)
     if table.dense:  # keys are the node ids
@@ -173,7 +175,8 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     finally:
         if table.dense:
             T.set_bits(table.bits, nodes, False)
-    offsets = _offsets(counts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
     edge_index, edge = edge_arrays(int(offsets[-1]))
     T.emit_induced(code, edge_ids, tree, stride, table.keys, table.vals, table.dense, filed,
                    hits, offsets, edge_index[0], edge_index[1], edge)
@@ -192,22 +195,6 @@ def edge_tensors(edge_index: np.ndarray, edge: np.ndarray) -> tuple[Tensor, Tens
     the one ``[2, m]`` tensor (see :func:`graphbatch.loader.assemble.assemble`)."""
     row, col = torch.from_numpy(edge_index)
     return row, col, torch.from_numpy(edge)
-
-
-def _filed(optr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(filed [n + 1], begin [n])``: see
-    :func:`~graphbatch.sampling._table_kernels.filed_offsets`."""
-    filed = np.empty(nodes.shape[0] + 1, dtype=np.int64)
-    begin = np.empty(nodes.shape[0], dtype=np.int64)
-    T.filed_offsets(optr, nodes, filed, begin)
-    return filed, begin
-
-
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    """``[n + 1]``: where each node's edges start in the output, then their total."""
-    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return offsets
 
 
 _NO_TREE = np.empty(0, dtype=np.int64)
@@ -230,29 +217,13 @@ def induced_subgraph(graph: CSRGraph, draws: np.ndarray, tables: ThreadTables) -
             table.release([nodes])
         return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
     local = tables._thread()
+    optr, code, edge_ids = graph.oriented()
     nodes = np.empty_like(draws)
     try:
-        nodes = nodes[:T.sorted_members(local.bits, local.rank, draws, nodes)]
-        row, col, edge = _member_edges(graph, nodes, local.bits, local.rank, local.scratch)
-    finally:
+        n, edge_index, edge = T.member_subgraph(optr, code, edge_ids, local.bits, local.rank,
+                                                draws, nodes)
+    except BaseException:
         T.clear_members(local.bits, draws)
-    return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
-
-
-def _member_edges(graph: CSRGraph, nodes: np.ndarray, bits: np.ndarray, rank: np.ndarray,
-                  scratch: Scratch) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`induced_edges` for the sorted node set ``nodes`` held in ``(bits, rank)``."""
-    optr, code, edge_ids = graph.oriented()
-    n = nodes.shape[0]
-    filed, begin = _filed(optr, nodes)
-    num_filed = int(filed[-1])
-    hits = scratch.take(2 * num_filed)
-    hit_pos, hit_code = hits[:num_filed], hits[num_filed:]
-    counts = np.empty(n, dtype=np.int64)
-    chunks = np.append(np.arange(0, n, T.MEMBER_CHUNK), n)
-    T.scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, counts)
-    offsets = _offsets(counts)
-    edge_index, edge = edge_arrays(int(offsets[-1]))
-    T.emit_members(edge_ids, filed, chunks, hit_pos, hit_code, offsets, edge_index[0],
-                   edge_index[1], edge)
-    return edge_tensors(edge_index, edge)
+        raise
+    row, col, edge = edge_tensors(edge_index, edge)
+    return SampledSubgraph(node=torch.from_numpy(nodes[:n]), row=row, col=col, edge=edge)

@@ -314,6 +314,18 @@ def test_random_walk_roots_default_all_nodes(small):
     assert chisquare_pvalue(counts, np.ones(n)) > ALPHA
 
 
+def test_random_walk_all_roots_equal_explicit_roots(small):
+    """Without roots the kernel draws roots without a table; the walks are those of
+    ``roots = arange(num_nodes)``, draw for draw."""
+    graph = small[2]
+    everywhere = SAINTRandomWalkSampler(graph, 40, 3)
+    explicit = SAINTRandomWalkSampler(graph, 40, 3, roots=torch.arange(graph.num_nodes))
+    assert everywhere.roots is None
+    assert everywhere.params() != explicit.params()
+    for key in range(5):
+        assert np.array_equal(everywhere.draws(key), explicit.draws(key))
+
+
 def test_random_walk_follows_incoming_edges_for_walk_length_steps():
     """On the cycle i -> i + 1 (mod n), a walk of L steps from r along incoming edges
     visits r, r - 1, ..., r - L; on a path, it stops at node 0 (no in-neighbor)."""

@@ -35,15 +35,22 @@ def draw_edges(prob, alias, indptr, indices, cum, key, out):
 @njit(parallel=True, cache=True, nogil=True)
 def random_walks(indptr, indices, roots, key, out):
     """``out[r]`` (``[walk_length + 1]``): a uniform random walk along incoming edges
-    from a root drawn uniformly from ``roots``; a node without neighbors stays where it
-    is. All walks take step ``s`` before any takes step ``s + 1``, in two passes (pick
-    the position in ``indices``, then read it), each prefetching a few walks ahead: one
-    walk's steps are a chain of cache misses, the walks of one pass are independent and
-    their misses overlap."""
+    from a root drawn uniformly from ``roots`` (from all nodes where ``roots`` is empty:
+    no table to read at random); a node without neighbors stays where it is. All walks
+    take step ``s`` before any takes step ``s + 1``, in two passes (pick the position in
+    ``indices``, then read it), each prefetching a few walks ahead: one walk's steps are
+    a chain of cache misses, the walks of one pass are independent and their misses
+    overlap."""
     num_walks, walk_length = out.shape[0], out.shape[1] - 1
-    pos = np.empty(num_walks, dtype=np.int64)
+    num_roots = roots.shape[0] if roots.shape[0] > 0 else indptr.shape[0] - 1
     for r in prange(num_walks):
-        out[r, 0] = roots[randint(stream(key, 2, r), 0, roots.shape[0])]
+        out[r, 0] = randint(stream(key, 2, r), 0, num_roots)
+    if roots.shape[0] > 0:
+        for r in prange(num_walks):
+            if r + WALKS_AHEAD < num_walks:
+                prefetch(roots, out[r + WALKS_AHEAD, 0])
+            out[r, 0] = roots[out[r, 0]]
+    pos = np.empty(num_walks, dtype=np.int64)
     for s in range(walk_length):
         for r in prange(num_walks):
             if r + WALKS_AHEAD < num_walks:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
@@ -138,20 +137,28 @@ class SAINTRandomWalkSampler(SAINTSampler):
                  roots: Optional[Tensor] = None) -> None:
         super().__init__(graph, batch_size)
         self.walk_length = check_positive_int(walk_length, "walk_length")
-        roots = torch.arange(graph.num_nodes) if roots is None else as_index_tensor(roots, "roots")
-        check_node_range(roots, graph.num_nodes, "roots")
-        if roots.numel() == 0:
-            raise ValueError("roots must hold at least one node")
         self._check_budget(graph.num_nodes, "nodes")
-        self.roots = roots.numpy()
+        #: ``[k]`` int64 root ids, or None for all nodes.
+        self.roots: Optional[np.ndarray] = None
+        if roots is not None:
+            roots = as_index_tensor(roots, "roots")
+            check_node_range(roots, graph.num_nodes, "roots")
+            if roots.numel() == 0:
+                raise ValueError("roots must hold at least one node")
+            self.roots = roots.numpy()
 
     def params(self) -> dict:
         return {**super().params(), "walk_length": self.walk_length,
-                "roots": digest(self.roots)}
+                "roots": "all" if self.roots is None else digest(self.roots)}
 
     def draws(self, key: int) -> np.ndarray:
         indptr, indices, _ = self.graph.numpy()
         walks = np.empty((self.batch_size, self.walk_length + 1), dtype=np.int64)
-        K.random_walks(indptr, indices, self.roots, key, walks)
+        K.random_walks(indptr, indices, _ALL_NODES if self.roots is None else self.roots,
+                       key, walks)
         return walks.reshape(-1)
+
+
+#: The empty roots array: walks start anywhere.
+_ALL_NODES = np.empty(0, dtype=np.int64)
 

@@ -511,3 +511,34 @@ def test_edge_index_reuses_a_samplers_two_row_array():
     strided = torch.arange(8).view(2, 4)[:, :3]
     assert torch.equal(_edge_index(*strided), torch.tensor([[0, 1, 2], [4, 5, 6]]))
     assert torch.equal(_edge_index(torch.tensor([1]), torch.tensor([2])), torch.tensor([[1], [2]]))
+
+
+def _bench_args(*argv: str):
+    import argparse
+
+    from graphbatch.cli import saint_bench
+
+    parser = argparse.ArgumentParser()
+    saint_bench.add_arguments(parser)
+    return saint_bench, parser.parse_args([
+        "--num-nodes", "3000", "--num-pairs", "15000", "--num-features", "4",
+        "--node-budget", "200", "--edge-budget", "100", "--roots", "50", "--steps", "3",
+        "--coverage", "1", *argv])
+
+
+def test_bench_saint_reports_every_sampler(capsys):
+    saint_bench, args = _bench_args("--rounds", "2")
+    rows = saint_bench.run(args)
+    assert [r["sampler"] for r in rows] == ["node", "edge", "random walk"]
+    assert all(float(r["subgraphs/s"]) > 0 for r in rows)
+    assert "medians of 2 rounds of 3 subgraphs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--steps", "1"], "--steps"),
+    (["--rounds", "0"], "--rounds"),
+])
+def test_bench_saint_rejects_bad_settings(argv, match):
+    saint_bench, args = _bench_args(*argv)
+    with pytest.raises(ValueError, match=match):
+        saint_bench.run(args)

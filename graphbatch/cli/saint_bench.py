@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from statistics import median
 
 import torch
 
@@ -25,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edge-budget", type=int, default=4000, help="edge sampler batch_size")
     p.add_argument("--roots", type=int, default=3000, help="random-walk sampler batch_size")
     p.add_argument("--walk-length", type=int, default=2)
-    p.add_argument("--steps", type=int, default=200, help="timed subgraphs per sampler")
+    p.add_argument("--steps", type=int, default=200, help="timed subgraphs per sampler and round")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds per sampler, graphbatch then PyG in each; medians are reported, "
+                        "so that the machine's drift over a run moves both sides alike")
     p.add_argument("--coverage", type=int, default=10, help="sample_coverage for pre-sampling")
     p.add_argument("--prefetch-threads", type=int, default=2,
                    help="the loaders' prefetch_threads (threads making whole subgraphs)")
@@ -44,12 +48,24 @@ def _throughput(loader, steps: int) -> tuple[float, float]:
     return (steps - 1) / elapsed, nodes / elapsed
 
 
+def _pyg_loader(cls, data, budget: tuple, steps: int):
+    """PyG's sampler of the same name, or None where torch-sparse is missing."""
+    if pyg_backend() != "torch_sparse":
+        return None
+    import torch_geometric.loader as pyg
+
+    return getattr(pyg, cls.__name__)(data, *budget, num_steps=steps + 1, log=False)
+
+
 def run(args: argparse.Namespace) -> list[dict]:
+    if args.steps < 2:  # one warm-up subgraph, then the timed ones
+        raise ValueError(f"--steps must be at least 2, got {args.steps}")
+    if args.rounds < 1:
+        raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
     graph = CSRGraph.from_data(data)
-    backend = pyg_backend()
-    if backend != "torch_sparse":
+    if pyg_backend() != "torch_sparse":
         print("PyG comparison skipped: torch_sparse is not importable")
     configs = [
         ("node", GraphSAINTNodeSampler, (args.node_budget,)),
@@ -64,26 +80,31 @@ def run(args: argparse.Namespace) -> list[dict]:
         start = time.perf_counter()
         norm = estimate(loader.saint_sampler, args.coverage, args.seed, log=False)
         presample_s = time.perf_counter() - start
-        per_s, nodes_per_s = _throughput(loader, args.steps)
+        pyg_loader = _pyg_loader(cls, data, budget, args.steps)
+        ours, theirs, failure = [], [], None
+        for _ in range(args.rounds):
+            ours.append(_throughput(loader, args.steps))
+            if pyg_loader is not None and failure is None:
+                try:
+                    theirs.append(_throughput(pyg_loader, args.steps)[0])
+                except RuntimeError as exc:  # PyG's edge sampler allocates batch_size x E floats
+                    failure = str(exc).splitlines()[0][:60]
+        per_s = median(r for r, _ in ours)
         row = {
             "sampler": name,
             "budget": " x ".join(map(str, budget)),
             "subgraphs/s": f"{per_s:.1f}",
-            "nodes/s": f"{nodes_per_s / 1e6:.2f} M",
+            "nodes/s": f"{median(n for _, n in ours) / 1e6:.2f} M",
             f"pre-sampling (coverage {args.coverage})": f"{presample_s:.1f} s, {norm.num_samples} subgraphs",
         }
-        if backend == "torch_sparse":
-            import torch_geometric.loader as pyg
-
-            pyg_loader = getattr(pyg, cls.__name__)(data, *budget, num_steps=args.steps + 1, log=False)
-            try:
-                pyg_per_s, _ = _throughput(pyg_loader, args.steps)
-            except RuntimeError as exc:  # PyG's edge sampler allocates batch_size x E floats
-                row["PyG subgraphs/s"] = f"fails: {str(exc).splitlines()[0][:60]}"
-                row["ratio"] = "-"
-            else:
-                row["PyG subgraphs/s"] = f"{pyg_per_s:.1f}"
-                row["ratio"] = f"{per_s / pyg_per_s:.1f}x"
+        if failure is not None:
+            row["PyG subgraphs/s"] = f"fails: {failure}"
+            row["ratio"] = "-"
+        elif theirs:
+            ratios = [a / b for (a, _), b in zip(ours, theirs)]
+            row["PyG subgraphs/s"] = f"{median(theirs):.1f}"
+            row["ratio"] = f"{per_s / median(theirs):.1f}x (rounds {min(ratios):.1f}-{max(ratios):.1f})"
         rows.append(row)
+    print(f"medians of {args.rounds} rounds of {args.steps} subgraphs")
     print_table(rows)
     return rows

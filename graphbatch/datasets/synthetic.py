@@ -76,6 +76,9 @@ def skewed_pairs(
 
 def degree_summary(edge_index: Tensor, num_nodes: int) -> str:
     deg = torch.bincount(edge_index[1], minlength=num_nodes).double()
-    q = torch.quantile(deg[torch.randperm(num_nodes)[:100_000]], torch.tensor([0.5, 0.99]).double())
+    # A fixed subsample (torch.quantile takes at most 2^24 values): the same graph
+    # always prints the same summary, and the global generator is left alone.
+    sample = torch.randperm(num_nodes, generator=torch.Generator().manual_seed(0))[:100_000]
+    q = torch.quantile(deg[sample], torch.tensor([0.5, 0.99]).double())
     return (f"{num_nodes:,} nodes, {edge_index.size(1):,} edges, in-degree median "
             f"{q[0]:.0f}, p99 {q[1]:.0f}, max {int(deg.max()):,}")

@@ -385,6 +385,25 @@ def test_subgraph_is_induced(medium, kind, monkeypatch):
         assert same_subgraph(hashed.sample(11, b), sub)
 
 
+def test_subgraph_over_many_chunks(monkeypatch):
+    """Node sets larger than one chunk of the member scan (each chunk's edges are
+    packed after the scan): exact, and equal to the hash-table path's."""
+    from graphbatch.sampling import _table_kernels
+
+    d = make_graph(num_nodes=4000, num_edges=40000, seed=7, num_isolated=50,
+                   num_self_loops=20, num_duplicates=40)
+    graph = CSRGraph.from_data(d)
+    sampler = SAINTRandomWalkSampler(graph, 1500, 2)
+    subs = [sampler.sample(3, b) for b in range(3)]
+    for sub in subs:
+        assert sub.node.numel() > 2 * _table_kernels.MEMBER_CHUNK
+        check_subgraph(sub, d.edge_index, d.num_nodes)
+    monkeypatch.setattr(subgraph_module, "DENSE_TABLE_MAX_NODES", 0)
+    hashed = SAINTRandomWalkSampler(graph, 1500, 2)
+    for b, sub in enumerate(subs):
+        assert same_subgraph(hashed.sample(3, b), sub)
+
+
 def test_subgraph_with_loops_and_duplicates_once_each():
     ei = torch.tensor([[0, 0, 1, 1, 2, 2, 3], [1, 1, 1, 0, 2, 0, 0]])
     graph = CSRGraph(ei, 5)

@@ -19,8 +19,6 @@ EMPTY = -1
 PREFETCH_DISTANCE = 8
 #: Local nodes per chunk of the member scan (a unit of parallel work).
 MEMBER_CHUNK = 512
-#: How many hits ahead the emit prefetches an edge id.
-_HITS_AHEAD = 16
 #: How many cache lines of one segment the scans prefetch.
 _MAX_LINES = 4
 
@@ -117,11 +115,12 @@ def filed_offsets(optr, nodes, out, begin):
 
 
 @njit(inline="always", cache=True)
-def _prefetch_filed(code, begin, filed, t):
-    """Prefetches the edges filed under local node ``t``."""
+def _prefetch_filed(array, begin, filed, t):
+    """Prefetches the entries of ``array`` (``code`` or ``edge``) of the edges filed
+    under local node ``t``."""
     if t < begin.shape[0]:
-        prefetch_range(code, begin[t], min(begin[t] + filed[t + 1] - filed[t],
-                                           begin[t] + _MAX_LINES * LINE // code.itemsize))
+        prefetch_range(array, begin[t], min(begin[t] + filed[t + 1] - filed[t],
+                                            begin[t] + _MAX_LINES * LINE // array.itemsize))
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -218,17 +217,18 @@ def clear_members(bits, nodes):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, counts):
-    """:func:`scan_induced` for a sorted node set of :func:`sorted_members`, by chunks of
-    local nodes (``chunks[c]:chunks[c + 1]``). ``counts[t]``: the hits of node ``t``;
-    each hit's position in ``code`` goes to ``hit_pos`` and ``local id << 1 | t is the
-    source`` of its other endpoint to ``hit_code``, packed from ``filed[chunks[c]]`` on,
-    so that the emit reads few cache lines."""
+def member_edges(code, edge, bits, rank, begin, filed, chunks, src, dst, out_edge, found):
+    """The edges among a sorted node set of :func:`sorted_members`, in one pass over the
+    edges filed under its nodes (``begin`` and ``filed`` from :func:`filed_offsets`), by
+    chunks of local nodes (``chunks[c]:chunks[c + 1]``). A hit's local source, local
+    target and edge id go to ``src``, ``dst`` and ``out_edge`` from ``filed[chunks[c]]``
+    on (the chunk's filed edges bound its hits); ``found[c]``: how many. ``edge`` is
+    prefetched with ``code``, so a hit reads its id from cache."""
     for c in prange(chunks.shape[0] - 1):
         h = filed[chunks[c]]
         for t in range(chunks[c], chunks[c + 1]):
             _prefetch_filed(code, begin, filed, t + PREFETCH_DISTANCE)
-            first = h
+            _prefetch_filed(edge, begin, filed, t + PREFETCH_DISTANCE)
             for q in range(begin[t], begin[t] + filed[t + 1] - filed[t]):
                 k = code[q] >> 1
                 w = k >> 6
@@ -236,55 +236,44 @@ def scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, coun
                 below = np.uint64(1) << np.uint64(k & 63)
                 if word & below:
                     local = rank[w] + np.int64(popcount(word & (below - np.uint64(1))))
-                    hit_pos[h] = q
-                    hit_code[h] = (local << 1) | (code[q] & 1)
+                    if code[q] & 1:
+                        src[h] = t
+                        dst[h] = local
+                    else:
+                        src[h] = local
+                        dst[h] = t
+                    out_edge[h] = edge[q]
                     h += 1
-            counts[t] = h - first
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def emit_members(edge, filed, chunks, hit_pos, hit_code, offsets, out_src, out_dst, out_edge):
-    """The edges :func:`scan_members` found: local source, local target, edge id."""
-    for c in prange(chunks.shape[0] - 1):
-        h = filed[chunks[c]]
-        end = h + offsets[chunks[c + 1]] - offsets[chunks[c]]
-        for t in range(chunks[c], chunks[c + 1]):
-            for j in range(offsets[t], offsets[t + 1]):
-                if h + _HITS_AHEAD < end:
-                    prefetch(edge, hit_pos[h + _HITS_AHEAD])
-                code = hit_code[h]
-                if code & 1:
-                    out_src[j] = t
-                    out_dst[j] = code >> 1
-                else:
-                    out_src[j] = code >> 1
-                    out_dst[j] = t
-                out_edge[j] = edge[hit_pos[h]]
-                h += 1
+        found[c] = h - filed[chunks[c]]
 
 
 @njit(cache=True, nogil=True)
 def member_subgraph(optr, code, edge_ids, bits, rank, draws, nodes):
     """The subgraph induced by the distinct values of ``draws`` (node ids, repeats
     allowed), in one call: fewer GIL hand-offs between prefetch threads than one call
-    a stage. ``bits`` and ``rank`` are the thread's node set (clear before, and again
-    after); ``nodes`` (``[len(draws)]``) receives the sorted nodes. Returns ``(n,
-    edge_index, edge)``: ``nodes[:n]`` are the nodes, ``edge_index`` ``[2, m]`` the
-    local sources over the local targets, ``edge`` ``[m]`` the edge ids."""
+    a stage (numba takes the GIL twice for each parallel loop; there are two). ``bits``
+    and ``rank`` are the thread's node set (clear before, and again after); ``nodes``
+    (``[len(draws)]``) receives the sorted nodes. Returns ``(n, edge_index, edge)``:
+    ``nodes[:n]`` are the nodes, ``edge_index`` ``[2, m]`` the local sources over the
+    local targets, ``edge`` ``[m]`` the edge ids."""
     n = sorted_members(bits, rank, draws, nodes)
     begin = np.empty(n, dtype=np.int64)
     filed = np.empty(n + 1, dtype=np.int64)
     filed_offsets(optr, nodes[:n], filed, begin)
     chunks = np.append(np.arange(0, n, MEMBER_CHUNK), n)
-    hit_pos = np.empty(filed[n], dtype=np.int64)
-    hit_code = np.empty(filed[n], dtype=np.int64)
-    counts = np.empty(n, dtype=np.int64)
-    scan_members(code, bits, rank, begin, filed, chunks, hit_pos, hit_code, counts)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(counts)
-    edge_index = np.empty((2, offsets[n]), dtype=np.int64)
-    edge = np.empty(offsets[n], dtype=np.int64)
-    emit_members(edge_ids, filed, chunks, hit_pos, hit_code, offsets, edge_index[0],
-                 edge_index[1], edge)
+    found = np.empty(chunks.shape[0] - 1, dtype=np.int64)
+    spread = np.empty((2, filed[n]), dtype=np.int64)
+    spread_edge = np.empty(filed[n], dtype=np.int64)
+    member_edges(code, edge_ids, bits, rank, begin, filed, chunks, spread[0], spread[1],
+                 spread_edge, found)
     clear_members(bits, draws)
+    # Each chunk's edges, packed.
+    edge_index = np.empty((2, found.sum()), dtype=np.int64)
+    edge = np.empty(edge_index.shape[1], dtype=np.int64)
+    j = 0
+    for c in range(found.shape[0]):
+        h = filed[chunks[c]]
+        edge_index[:, j:j + found[c]] = spread[:, h:h + found[c]]
+        edge[j:j + found[c]] = spread_edge[h:h + found[c]]
+        j += found[c]
     return n, edge_index, edge

@@ -499,18 +499,22 @@ def test_random_walk_bad_roots_name_the_argument(data):
         GraphSAINTRandomWalkSampler(data, 4, 2, roots=torch.ones(n - 1, dtype=torch.bool))
 
 
-def test_edge_index_reuses_a_samplers_two_row_array():
-    from graphbatch.loader.assemble import _edge_index
+def test_batch_edge_index_is_the_samplers_array(data):
+    """The sampler writes row over col in one [2, m] array; the batch takes it as is."""
+    from graphbatch.loader.assemble import assemble
+    from graphbatch.sampling.subgraph import SampledSubgraph
 
-    both = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    row, col = both
-    assert _edge_index(row, col).data_ptr() == both.data_ptr()
-    assert torch.equal(_edge_index(row, col), both)
-    # Swapped, strided or separate rows are stacked.
-    assert torch.equal(_edge_index(col, row), both.flip(0))
-    strided = torch.arange(8).view(2, 4)[:, :3]
-    assert torch.equal(_edge_index(*strided), torch.tensor([[0, 1, 2], [4, 5, 6]]))
-    assert torch.equal(_edge_index(torch.tensor([1]), torch.tensor([2])), torch.tensor([[1], [2]]))
+    loader = GraphSAINTNodeSampler(data, 40, num_steps=1, log=False)
+    out, _ = loader.sample((0, 0, None))
+    assert out.edge_index is not None
+    assert out.row.data_ptr() == out.edge_index.data_ptr()
+    assert out.col.data_ptr() == out.edge_index[1].data_ptr()
+    batch = assemble(data, out, loader.node_store, loader.edge_store)
+    assert batch.edge_index.data_ptr() == out.edge_index.data_ptr()
+    # Without one, row and col are stacked.
+    alone = SampledSubgraph(node=out.node, row=out.row.clone(), col=out.col.clone(), edge=out.edge)
+    batch = assemble(data, alone, loader.node_store, loader.edge_store)
+    assert torch.equal(batch.edge_index, torch.stack([out.row, out.col]))
 
 
 def _bench_args(*argv: str):

@@ -18,17 +18,6 @@ def _index(value, index: Tensor, dim: int):
     return value[index.numpy()]  # numpy arrays and the like
 
 
-def _edge_index(row: Tensor, col: Tensor) -> Tensor:
-    """``[2, m]``: ``row`` over ``col``; without a copy where a sampler wrote them as the
-    two rows of one contiguous array."""
-    base = row._base
-    if (base is not None and col._base is base and base.dim() == 2 and base.size(0) == 2
-            and base.is_contiguous() and row.data_ptr() == base.data_ptr()
-            and col.data_ptr() == base[1].data_ptr() and row.numel() == base.size(1)):
-        return base
-    return torch.stack([row, col])
-
-
 def assemble(
     data: Data,
     out: SampledSubgraph,
@@ -39,7 +28,7 @@ def assemble(
     """The batch of ``out``: a shallow copy of ``data`` whose node attributes are sliced by
     ``out.node`` and edge attributes by ``out.edge`` (tables of the feature stores
     gathered by them, other attributes indexed), with ``edge_index`` ``[2, m]`` int64 in
-    local ids and the PyG batch fields ``n_id``, ``e_id``, ``num_sampled_nodes``,
+    local ids (``out.edge_index`` itself where the sampler made one) and the PyG batch fields ``n_id``, ``e_id``, ``num_sampled_nodes``,
     ``num_sampled_edges`` and ``batch`` (disjoint mode). Moved to ``device`` if given.
     """
     store = data._store
@@ -62,7 +51,8 @@ def assemble(
         out_store[name] = nodes.gather_unchecked(name, out.node, device)
     for name in edges.names:
         out_store[name] = edges.gather_unchecked(name, out.edge, device)
-    out_store.edge_index = _edge_index(out.row, out.col)
+    out_store.edge_index = (out.edge_index if out.edge_index is not None
+                            else torch.stack([out.row, out.col]))
     if "n_id" not in store:
         batch.n_id = out.node
     if "e_id" not in store:

@@ -18,7 +18,7 @@ from torch import Tensor
 from graphbatch._validate import as_int
 from graphbatch.graph import CSRGraph
 from graphbatch.sampling import _cluster_kernels as K
-from graphbatch.sampling.subgraph import SampledSubgraph, edge_arrays, edge_tensors
+from graphbatch.sampling.subgraph import SampledSubgraph, edge_arrays
 
 #: Graphs with more nodes than this get a progress message while METIS runs.
 LOG_MIN_NODES = 100_000
@@ -202,8 +202,7 @@ class ClusterSampler:
         edge_index, eid = edge_arrays(m)
         K.fill_batch_edges(pair_ptr, pair_part, pair_start, src_rank, dst_rank, edge, ids,
                            slot, first_local, offsets, edge_index[0], edge_index[1], eid)
-        row, col, eid = edge_tensors(edge_index, eid)
-        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=eid)
+        return SampledSubgraph.from_arrays(nodes, edge_index, eid)
 
     def share_memory_(self) -> "ClusterSampler":
         for t in (self.partition.partptr, self.partition.node_perm, self.partition.part,

@@ -17,7 +17,7 @@ from graphbatch.sampling import _neighbor_kernels as K
 from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
 from graphbatch.sampling.subgraph import (
-    SampledSubgraph, ThreadTables, edge_arrays, edge_tensors, induced_edges,
+    SampledSubgraph, ThreadTables, edge_arrays, induced_edges,
 )
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
@@ -202,27 +202,22 @@ class NeighborSampler:
             num_sampled_edges.append(m)
 
         nodes = np.concatenate(node_parts)
+        hops = {"batch": torch.from_numpy(tree) if self.disjoint else None,
+                "num_sampled_nodes": num_sampled_nodes}
         if self.subgraph_type == "induced":
-            row, col, edge = induced_edges(self.graph, nodes, tree, stride, table)
-            num_sampled_edges = None
-        else:
-            edge_index, edge = edge_arrays(sum(r.shape[0] for r in rows))
-            np.concatenate(rows, out=edge_index[0])
-            np.concatenate(cols, out=edge_index[1])
-            np.concatenate(edges, out=edge)
-            row, col, edge = edge_tensors(edge_index, edge)
-            if self.subgraph_type == "bidirectional":
-                row, col, edge = _to_bidirectional(row, col, edge, nodes.shape[0])
-                num_sampled_edges = None
-        return SampledSubgraph(
-            node=torch.from_numpy(nodes),
-            row=row,
-            col=col,
-            edge=edge,
-            batch=torch.from_numpy(tree) if self.disjoint else None,
-            num_sampled_nodes=num_sampled_nodes,
-            num_sampled_edges=num_sampled_edges,
-        )
+            edge_index, edge = induced_edges(self.graph, nodes, tree, stride, table)
+            return SampledSubgraph.from_arrays(nodes, edge_index, edge, **hops)
+        edge_index, edge = edge_arrays(sum(r.shape[0] for r in rows))
+        np.concatenate(rows, out=edge_index[0])
+        np.concatenate(cols, out=edge_index[1])
+        np.concatenate(edges, out=edge)
+        if self.subgraph_type == "bidirectional":
+            row, col, edge = _to_bidirectional(*map(torch.from_numpy, (*edge_index, edge)),
+                                               nodes.shape[0])
+            return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge,
+                                   **hops)
+        return SampledSubgraph.from_arrays(nodes, edge_index, edge, **hops,
+                                           num_sampled_edges=num_sampled_edges)
 
 
 def _to_bidirectional(row: Tensor, col: Tensor, edge: Tensor, num_nodes: int):

@@ -28,6 +28,9 @@ class SampledSubgraph:
             for samplers without hops.
         num_sampled_edges: edges added per hop, or None where edges are not per hop
             (``'induced'`` and ``'bidirectional'`` subgraphs, samplers without hops).
+        edge_index: ``[2, m]`` int64, ``row`` over ``col`` in one tensor whose rows they
+            are, where the sampler wrote them so (:meth:`from_arrays`), else None. A
+            batch takes it as its ``edge_index`` without a copy.
     """
 
     node: Tensor
@@ -37,6 +40,18 @@ class SampledSubgraph:
     batch: Optional[Tensor] = None
     num_sampled_nodes: Optional[list[int]] = None
     num_sampled_edges: Optional[list[int]] = None
+    edge_index: Optional[Tensor] = None
+
+    @classmethod
+    def from_arrays(cls, node: np.ndarray, edge_index: np.ndarray, edge: np.ndarray,
+                    **fields) -> "SampledSubgraph":
+        """The subgraph of a sampler's numpy outputs, shared, not copied: ``node`` [n],
+        ``edge_index`` [2, m] and ``edge`` [m] int64 (see :func:`edge_arrays`). Made
+        with ``torch.from_numpy`` only: torch operations release the GIL, and each
+        release lets the other prefetch thread in."""
+        return cls(node=torch.from_numpy(node), row=torch.from_numpy(edge_index[0]),
+                   col=torch.from_numpy(edge_index[1]), edge=torch.from_numpy(edge),
+                   edge_index=torch.from_numpy(edge_index), **fields)
 
 
 def _next_pow2(n: int) -> int:
@@ -155,9 +170,9 @@ class ThreadTables:
 
 
 def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,
-                  table) -> tuple[Tensor, Tensor, Tensor]:
+                  table) -> tuple[np.ndarray, np.ndarray]:
     """Every edge of ``graph`` among ``nodes`` (all already in ``table``, row ``t`` having
-    local id ``t``), as ``(row, col, edge)`` int64 tensors; in disjoint mode (``stride > 0``)
+    local id ``t``), as ``(edge_index, edge)`` (see :func:`edge_arrays`); in disjoint mode (``stride > 0``)
     only edges within a tree. Found through ``graph.oriented()``, each edge once, under
     its endpoint of lower degree; the order is fixed by ``nodes`` and the graph."""
     optr, code, edge_ids = graph.oriented()
@@ -180,21 +195,15 @@ def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: 
     edge_index, edge = edge_arrays(int(offsets[-1]))
     T.emit_induced(code, edge_ids, tree, stride, table.keys, table.vals, table.dense, filed,
                    hits, offsets, edge_index[0], edge_index[1], edge)
-    return edge_tensors(edge_index, edge)
+    return edge_index, edge
 
 
 def edge_arrays(m: int) -> tuple[np.ndarray, np.ndarray]:
     """Uninitialised outputs for ``m`` edges: ``edge_index`` [2, m] (local sources, then
     targets) and ``edge`` [m], int64. Samplers fill the two rows of one array, which a
-    batch then takes as its ``edge_index`` without a copy."""
+    batch then takes as its ``edge_index`` without a copy
+    (:meth:`SampledSubgraph.from_arrays`)."""
     return np.empty((2, m), dtype=np.int64), np.empty(m, dtype=np.int64)
-
-
-def edge_tensors(edge_index: np.ndarray, edge: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
-    """``(row, col, edge)`` tensors of :func:`edge_arrays`' outputs, row and col views of
-    the one ``[2, m]`` tensor (see :func:`graphbatch.loader.assemble.assemble`)."""
-    row, col = torch.from_numpy(edge_index)
-    return row, col, torch.from_numpy(edge)
 
 
 _NO_TREE = np.empty(0, dtype=np.int64)
@@ -212,10 +221,10 @@ def induced_subgraph(graph: CSRGraph, draws: np.ndarray, tables: ThreadTables) -
         table = tables.get(nodes.shape[0])
         T.table_insert_rows(table.keys, table.vals, table.dense, nodes)
         try:
-            row, col, edge = induced_edges(graph, nodes, _NO_TREE, 0, table)
+            edge_index, edge = induced_edges(graph, nodes, _NO_TREE, 0, table)
         finally:
             table.release([nodes])
-        return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge)
+        return SampledSubgraph.from_arrays(nodes, edge_index, edge)
     local = tables._thread()
     optr, code, edge_ids = graph.oriented()
     nodes = np.empty_like(draws)
@@ -225,5 +234,4 @@ def induced_subgraph(graph: CSRGraph, draws: np.ndarray, tables: ThreadTables) -
     except BaseException:
         T.clear_members(local.bits, draws)
         raise
-    row, col, edge = edge_tensors(edge_index, edge)
-    return SampledSubgraph(node=torch.from_numpy(nodes[:n]), row=row, col=col, edge=edge)
+    return SampledSubgraph.from_arrays(nodes[:n], edge_index, edge)

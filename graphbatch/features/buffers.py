@@ -12,6 +12,8 @@ once the view is gone.
 """
 from __future__ import annotations
 
+import functools
+import math
 import mmap
 import threading
 import weakref
@@ -28,8 +30,18 @@ _HUGE_PAGE = 2 << 20
 POOL_MIN_BYTES = 1 << 18
 
 
+@functools.lru_cache(maxsize=None)
 def element_size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
+
+
+@functools.lru_cache(maxsize=None)
+def numpy_dtype(dtype: torch.dtype) -> Optional[np.dtype]:
+    """numpy's equivalent of ``dtype``, or None where numpy has none (bfloat16)."""
+    try:
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    except TypeError:
+        return None
 
 
 def mapped_bytes(nbytes: int) -> np.ndarray:
@@ -68,18 +80,26 @@ class BufferPool:
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised tensor on a buffer no live tensor uses."""
-        nbytes = int(np.prod(shape)) * element_size(dtype)
+        nbytes = math.prod(shape) * element_size(dtype)
         if nbytes < POOL_MIN_BYTES:
             return torch.empty(shape, dtype=dtype)
+        typed = numpy_dtype(dtype)
         with self._lock:
             slot = self._free_slot(nbytes)
-            view = slot[0][:nbytes]  # a fresh ndarray object: its lifetime marks the use
+            # A fresh ndarray object: its lifetime marks the use. Typed and shaped by
+            # numpy where it can (torch operations release the GIL, letting other
+            # prefetch threads in); numpy makes a view of a view refer to the memory's
+            # owner, so the array tracked is the one the tensor holds.
+            view = slot[0][:nbytes]
+            if typed is not None:
+                view = view.view(typed).reshape(shape)
             pooled = any(s is slot for s in self._buffers)
             if pooled:
                 slot[2] = weakref.ref(view)
         if not pooled and slot[1] is not None:
             weakref.finalize(view, lambda registration: None, slot[1])  # lives as long as the view
-        return torch.from_numpy(view).view(dtype).view(shape)
+        tensor = torch.from_numpy(view)
+        return tensor if typed is not None else tensor.view(dtype).view(shape)
 
     def _free_slot(self, nbytes: int) -> list:
         free = [s for s in self._buffers if s[2] is None or s[2]() is None]

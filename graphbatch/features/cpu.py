@@ -15,6 +15,7 @@ from numba import njit, prange
 from torch import Tensor
 
 from graphbatch._intrinsics import prefetch_range
+from graphbatch.features.buffers import numpy_dtype
 
 #: How many rows ahead a gather prefetches a row.
 _ROWS_AHEAD = 8
@@ -37,8 +38,13 @@ def gather_rows(table, index, out):
 
 def _words(t: Tensor) -> np.ndarray:
     """``t`` (contiguous, ``[rows, ...]``) as a ``[rows, width]`` numpy array of the
-    widest unsigned words that tile a row."""
-    raw = t.reshape(t.shape[0], -1).view(torch.uint8).numpy()
+    widest unsigned words that tile a row. Made with numpy where it has the dtype:
+    torch operations release the GIL."""
+    if numpy_dtype(t.dtype) is not None:
+        array = t.numpy()
+        raw = array.reshape(array.shape[0], -1).view(np.uint8)
+    else:
+        raw = t.reshape(t.shape[0], -1).view(torch.uint8).numpy()
     for dtype in (np.uint64, np.uint32, np.uint16):
         if raw.shape[1] % np.dtype(dtype).itemsize == 0:
             return raw.view(dtype)

@@ -9,10 +9,15 @@ order of the source, whichever thread made them.
 
 Batches are made whole and in parallel, rather than each kernel split across the
 cores, because a batch's kernels are short and memory-bound (on 2 cores,
-``graphbatch bench saint``: 589 random-walk subgraphs/s with two threads of 1-way
-kernels, 504 with one thread of 2-way kernels). The numba kernels release the GIL, so
+``graphbatch bench saint``: 812 random-walk subgraphs/s with two threads of 1-way
+kernels, 677 with one thread of 2-way kernels). The numba kernels release the GIL, so
 the threads and the training loop overlap; each producer runs its kernels on
 ``cores // threads`` threads of numba's pool (a thread-local setting).
+
+The GIL is what the producers wait for: each parallel loop of a numba kernel takes it
+twice on the way (numba's launch code), and every torch operation releases it, letting
+another thread in, so the code that makes a batch keeps both few (one parallel loop per
+kernel, numpy rather than torch for views).
 """
 from __future__ import annotations
 

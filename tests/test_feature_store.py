@@ -133,6 +133,17 @@ INT_TABLES = {
 
 
 @pytest.mark.parametrize("rows", [500, 200_000])
+def test_gather_dtype_numpy_lacks(rows):
+    """float8 has no numpy dtype: its rows are copied as bytes and typed by torch."""
+    gen = torch.Generator().manual_seed(5)
+    table = torch.randn(rows, 6, generator=gen).to(torch.float8_e4m3fn)
+    ids = torch.randint(0, rows, (2 * rows,), generator=gen)
+    out = FeatureStore({"t": table}).gather("t", ids)
+    assert out.dtype == table.dtype and out.shape == (2 * rows, 6)
+    assert torch.equal(out.view(torch.uint8), table.view(torch.uint8)[ids])
+
+
+@pytest.mark.parametrize("rows", [500, 200_000])
 @pytest.mark.parametrize("kind", list(INT_TABLES))
 @pytest.mark.parametrize("source", SOURCES)
 def test_gather_other_dtypes_and_shapes(tmp_path, source, kind, rows):

@@ -40,7 +40,7 @@ def numpy_dtype(dtype: torch.dtype) -> Optional[np.dtype]:
     """numpy's equivalent of ``dtype``, or None where numpy has none (bfloat16)."""
     try:
         return torch.empty(0, dtype=dtype).numpy().dtype
-    except TypeError:
+    except (TypeError, RuntimeError):
         return None
 
 

@@ -28,8 +28,9 @@ def assemble(
     """The batch of ``out``: a shallow copy of ``data`` whose node attributes are sliced by
     ``out.node`` and edge attributes by ``out.edge`` (tables of the feature stores
     gathered by them, other attributes indexed), with ``edge_index`` ``[2, m]`` int64 in
-    local ids (``out.edge_index`` itself where the sampler made one) and the PyG batch fields ``n_id``, ``e_id``, ``num_sampled_nodes``,
-    ``num_sampled_edges`` and ``batch`` (disjoint mode). Moved to ``device`` if given.
+    local ids (``out.edge_index`` itself where the sampler made one) and the PyG batch
+    fields ``n_id``, ``e_id``, ``num_sampled_nodes``, ``num_sampled_edges`` and
+    ``batch`` (disjoint mode). Moved to ``device`` if given.
     """
     store = data._store
     batch = copy.copy(data)

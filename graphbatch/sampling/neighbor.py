@@ -202,11 +202,11 @@ class NeighborSampler:
             num_sampled_edges.append(m)
 
         nodes = np.concatenate(node_parts)
-        hops = {"batch": torch.from_numpy(tree) if self.disjoint else None,
-                "num_sampled_nodes": num_sampled_nodes}
+        fields = {"batch": torch.from_numpy(tree) if self.disjoint else None,
+                  "num_sampled_nodes": num_sampled_nodes}
         if self.subgraph_type == "induced":
             edge_index, edge = induced_edges(self.graph, nodes, tree, stride, table)
-            return SampledSubgraph.from_arrays(nodes, edge_index, edge, **hops)
+            return SampledSubgraph.from_arrays(nodes, edge_index, edge, **fields)
         edge_index, edge = edge_arrays(sum(r.shape[0] for r in rows))
         np.concatenate(rows, out=edge_index[0])
         np.concatenate(cols, out=edge_index[1])
@@ -215,8 +215,8 @@ class NeighborSampler:
             row, col, edge = _to_bidirectional(*map(torch.from_numpy, (*edge_index, edge)),
                                                nodes.shape[0])
             return SampledSubgraph(node=torch.from_numpy(nodes), row=row, col=col, edge=edge,
-                                   **hops)
-        return SampledSubgraph.from_arrays(nodes, edge_index, edge, **hops,
+                                   **fields)
+        return SampledSubgraph.from_arrays(nodes, edge_index, edge, **fields,
                                            num_sampled_edges=num_sampled_edges)
 
 

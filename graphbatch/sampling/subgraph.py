@@ -172,9 +172,10 @@ class ThreadTables:
 def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,
                   table) -> tuple[np.ndarray, np.ndarray]:
     """Every edge of ``graph`` among ``nodes`` (all already in ``table``, row ``t`` having
-    local id ``t``), as ``(edge_index, edge)`` (see :func:`edge_arrays`); in disjoint mode (``stride > 0``)
-    only edges within a tree. Found through ``graph.oriented()``, each edge once, under
-    its endpoint of lower degree; the order is fixed by ``nodes`` and the graph."""
+    local id ``t``), as ``(edge_index, edge)`` (see :func:`edge_arrays`); in disjoint
+    mode (``stride > 0``) only edges within a tree. Found through ``graph.oriented()``,
+    each edge once, under its endpoint of lower degree; the order is fixed by ``nodes``
+    and the graph."""
     optr, code, edge_ids = graph.oriented()
     n = nodes.shape[0]
     filed = np.empty(n + 1, dtype=np.int64)

@@ -148,6 +148,19 @@ def scan_induced(code, tree, stride, table_keys, bits, dense, begin, filed, hits
         counts[t] = c
 
 
+@njit(inline="always", cache=True)
+def _put_edge(out_src, out_dst, out_edge, j, t, other, code, edge_id):
+    """Output edge ``j``: between local nodes ``t`` and ``other``, from ``t`` where the
+    oriented ``code``'s low bit says ``t`` is the source."""
+    if code & 1:
+        out_src[j] = t
+        out_dst[j] = other
+    else:
+        out_src[j] = other
+        out_dst[j] = t
+    out_edge[j] = edge_id
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def emit_induced(code, edge, tree, stride, table_keys, table_vals, dense, filed, hits,
                  offsets, out_src, out_dst, out_edge):
@@ -166,13 +179,7 @@ def emit_induced(code, edge, tree, stride, table_keys, table_vals, dense, filed,
             q = hits[first + i]
             j = offsets[t] + i
             other = table_vals[_slot(table_keys, base + (code[q] >> 1), dense)]
-            if code[q] & 1:
-                out_src[j] = t
-                out_dst[j] = other
-            else:
-                out_src[j] = other
-                out_dst[j] = t
-            out_edge[j] = edge[q]
+            _put_edge(out_src, out_dst, out_edge, j, t, other, code[q], edge[q])
 
 
 @njit(cache=True, nogil=True)
@@ -241,13 +248,7 @@ def member_edges(code, edge, bits, rank, begin, filed, chunks, src, dst, out_edg
                 below = np.uint64(1) << np.uint64(k & 63)
                 if word & below:
                     local = rank[w] + np.int64(popcount(word & (below - np.uint64(1))))
-                    if code[q] & 1:
-                        src[h] = t
-                        dst[h] = local
-                    else:
-                        src[h] = local
-                        dst[h] = t
-                    out_edge[h] = edge[q]
+                    _put_edge(src, dst, out_edge, h, t, local, code[q], edge[q])
                     h += 1
         found[c] = h - filed[chunks[c]]
 

@@ -49,9 +49,7 @@ def _throughput(loader, steps: int) -> tuple[float, float]:
 
 
 def _pyg_loader(cls, data, budget: tuple, steps: int):
-    """PyG's sampler of the same name, or None where torch-sparse is missing."""
-    if pyg_backend() != "torch_sparse":
-        return None
+    """PyG's sampler of the same name (torch-sparse importable)."""
     import torch_geometric.loader as pyg
 
     return getattr(pyg, cls.__name__)(data, *budget, num_steps=steps + 1, log=False)
@@ -65,7 +63,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
     graph = CSRGraph.from_data(data)
-    if pyg_backend() != "torch_sparse":
+    with_pyg = pyg_backend() == "torch_sparse"
+    if not with_pyg:
         print("PyG comparison skipped: torch_sparse is not importable")
     configs = [
         ("node", GraphSAINTNodeSampler, (args.node_budget,)),
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         start = time.perf_counter()
         norm = estimate(loader.saint_sampler, args.coverage, args.seed, log=False)
         presample_s = time.perf_counter() - start
-        pyg_loader = _pyg_loader(cls, data, budget, args.steps)
+        pyg_loader = _pyg_loader(cls, data, budget, args.steps) if with_pyg else None
         ours, theirs, failure = [], [], None
         for _ in range(args.rounds):
             ours.append(_throughput(loader, args.steps))

@@ -23,6 +23,9 @@ from graphbatch.sampling.subgraph import (
     SampledSubgraph, ThreadTables, induced_subgraph,
 )
 
+#: The empty roots array of a random-walk sampler: walks start anywhere.
+_ALL_NODES = np.empty(0, dtype=np.int64)
+
 
 class SAINTSampler:
     """Base of the GraphSAINT samplers: :meth:`draws` draws node ids, :meth:`sample`
@@ -157,8 +160,3 @@ class SAINTRandomWalkSampler(SAINTSampler):
         K.random_walks(indptr, indices, _ALL_NODES if self.roots is None else self.roots,
                        key, walks)
         return walks.reshape(-1)
-
-
-#: The empty roots array: walks start anywhere.
-_ALL_NODES = np.empty(0, dtype=np.int64)
-

@@ -210,6 +210,26 @@ def test_thread_ends_after_a_full_epoch(data):
     assert not wait_until_gone(mine)
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_threads_are_joined_when_the_epoch_ends(data, num_workers):
+    """The end of an epoch (or a failure) joins the producers before it is raised: one
+    still running at interpreter exit can abort the process."""
+    before = prefetch_threads()
+    loader = NeighborLoader(data, [5, 3], batch_size=10, prefetch=2, num_workers=num_workers)
+    it = iter(loader)
+    mine = prefetch_threads() - before
+    assert len(mine) == THREADS_PER_PREFETCHER
+    assert len(list(it)) == 40
+    assert not [t for t in mine if t.is_alive()]
+    before = prefetch_threads()
+    failing = NeighborLoader(data, [5], batch_size=10, prefetch=2, transform=RaiseOnBatch(2))
+    it = iter(failing)
+    mine = prefetch_threads() - before
+    with pytest.raises(Boom):
+        list(it)
+    assert not [t for t in mine if t.is_alive()]
+
+
 def test_thread_ends_when_the_iterator_is_dropped(data):
     """``for batch in loader: ... break`` drops the iterator: its thread must end."""
     before = prefetch_threads()

@@ -174,11 +174,13 @@ class Prefetcher:
                 shared.consumed += 1
                 shared.cond.notify_all()
         self.wait_s += time.perf_counter() - start
-        if value is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(value, _Failure):
-            self._done = True
+        if value is _END or isinstance(value, _Failure):
+            # No producer outlives the iteration: one still finishing (closing worker
+            # processes, say) when the interpreter exits is killed in C++ code, which
+            # aborts the process (seen with the OpenMP layer and workers).
+            self.close()
+            if value is _END:
+                raise StopIteration
             raise value.exc
         batch, event = value
         if event is not None:

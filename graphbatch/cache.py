@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -55,24 +57,60 @@ def _load(path: Path, key: dict, check: Callable[[dict[str, Tensor]], bool],
     return tensors
 
 
+def _check_writable(folder: Path, what: str) -> None:
+    """Creates ``folder`` and raises, naming it, unless a file can be written there.
+
+    Called before the computation, which may take minutes: finding out only when its
+    result is saved would lose it, with an error from torch that names no path."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise type(exc)(
+            f"cannot write the {what} cache to {str(folder)!r} (from save_dir): {exc}"
+        ) from exc
+
+
+def _write(path: Path, payload: dict) -> None:
+    """Saves ``payload`` to ``path`` through a temporary file renamed into place, so
+    readers never see a half-written file. The temporary name is unique: threads or
+    processes making the same cache at once each write and rename their own."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        # Not mkstemp: its files are private (0600), and a cache folder may be shared.
+        with open(tmp, "xb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def cached(path: Optional[Path], key: dict, compute: Callable[[], dict[str, Tensor]],
            check: Callable[[dict[str, Tensor]], bool], what: str) -> dict[str, Tensor]:
     """``compute()`` (a dict of CPU tensors), read from ``path`` when a valid file for
     ``key`` is there, else computed and written there (unless ``path`` is None).
     ``check`` validates loaded tensors (shapes, ranges); ``what`` names the cache in
-    warnings."""
+    messages. ``path`` lies in the user's ``save_dir``.
+
+    Raises an ``OSError`` naming the folder before computing when it cannot be written;
+    when writing fails after computing (a full disk), warns and returns the result."""
     key = {"version": FORMAT_VERSION, **key}
     if path is not None and path.exists():
         tensors = _load(path, key, check, what)
         if tensors is not None:
             return tensors
+    if path is not None:
+        _check_writable(path.parent, what)
     tensors = compute()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        torch.save({"key": json.dumps(key), "tensors": tensors,
-                    "checksum": _checksum(tensors)}, tmp)
-        os.replace(tmp, path)  # atomic: readers never see a half-written file
+        try:
+            _write(path, {"key": json.dumps(key), "tensors": tensors,
+                          "checksum": _checksum(tensors)})
+        except (OSError, RuntimeError) as exc:  # torch reports failed writes as RuntimeError
+            warnings.warn(f"could not write the {what} cache {str(path)!r} ({exc}); "
+                          "using the result without caching it")
     return tensors
 
 

@@ -684,3 +684,17 @@ def test_pool_pickles_empty_and_usable():
     assert copy.capacity == 2 and copy.allocations == 0 and not copy._buffers
     out = copy.empty((POOL_MIN_BYTES // 4 + 1,), torch.float32)
     assert out.shape == held.shape and copy.allocations == 1
+
+
+def test_npy_corrupted_header_names_table_and_path(tmp_path):
+    """An unclosed header dict makes np.load raise tokenize's TokenError, neither an
+    OSError nor a ValueError; the store still reports it as one naming table and file."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((3, 4), dtype=np.float32))
+    raw = path.read_bytes()
+    start, end = raw.index(b"{"), raw.index(b"\n")
+    bad = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,4"
+    path.write_bytes(raw[:start] + bad.ljust(end - start) + raw[end:])
+    with pytest.raises(ValueError) as info:
+        FeatureStore({"x": path})
+    assert "'x'" in str(info.value) and str(path) in str(info.value)

@@ -21,7 +21,7 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 def _open_npy(path: Path, name: str) -> Tensor:
     try:
         array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 -- a corrupted header raises tokenize's TokenError
         raise ValueError(f"table {name!r}: cannot memory-map {str(path)!r}: {exc}") from exc
     if not isinstance(array, np.ndarray):
         raise ValueError(f"table {name!r}: {str(path)!r} is not a .npy file (an .npz archive?)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from bisect import bisect_left
 
 import numpy as np
 from hypothesis import given, settings
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 import pytest
 import torch
 from torch_geometric.data import Data
+from torch_geometric.loader import cluster as pyg_cluster
+from torch_geometric.utils import _sort_edge_index
 
 from conftest import induced_reference, make_graph
 from graphbatch import ClusterData, ClusterLoader, CSRGraph
@@ -90,9 +93,13 @@ def test_partition_structure(data, k):
 
 def test_partition_from_parts_handles_empty_parts():
     part = torch.tensor([2, 0, 2, 0, 4])
-    p = Partition.from_parts(part, 6)
+    p = Partition.from_parts(part, 6, torch.tensor([[0, 4, 2], [2, 1, 3]]))
     check_partition(p, 5, 6)
     assert p.partptr.tolist() == [0, 2, 2, 4, 4, 5, 5]
+    # node_perm [1, 3, 0, 2, 4]: the edges become 2->3, 4->0, 3->1
+    assert p.indptr.tolist() == [0, 0, 0, 1, 2, 3]
+    assert p.index.tolist() == [3, 1, 0]
+    assert p.edge_perm.tolist() == [0, 2, 1]
 
 
 def test_recursive(data, tmp_path):
@@ -288,11 +295,6 @@ def test_sparse_format_bogus(data):
         ClusterData(data, num_parts=2, sparse_format="bogus")
 
 
-def test_keep_inter_cluster_edges_not_implemented(data):
-    with pytest.raises(NotImplementedError):
-        ClusterData(data, num_parts=2, keep_inter_cluster_edges=True)
-
-
 def test_metis_partition_direct(data):
     g = CSRGraph.from_data(data)
     part = metis_partition(g, 4, log=False)
@@ -301,24 +303,173 @@ def test_metis_partition_direct(data):
     assert torch.equal(metis_partition(g, 1), torch.zeros(data.num_nodes, dtype=torch.long))
 
 
-# --------------------------------------------------------------------------- ClusterData[i]
+# --------------------------------------------------------------------------- PyG's fields
 
-def test_getitem_is_induced_cluster(cdata, data):
-    part = cdata.partition.part
-    for i in range(cdata.num_parts):
-        c = cdata[i]
-        nodes = (part == i).nonzero().flatten()
-        assert c.n_id.tolist() == nodes.tolist()
-        assert torch.equal(c.x, data.x[c.n_id])
-        assert torch.equal(c.edge_attr, data.edge_attr[c.e_id])
-        assert torch.equal(data.edge_index[:, c.e_id], c.n_id[c.edge_index])
-        ref = induced_reference(data.edge_index, c.n_id)
-        got = sorted(zip(c.edge_index[0].tolist(), c.edge_index[1].tolist(), c.e_id.tolist()))
-        assert got == ref
-    assert cdata[-0].n_id.numel() > 0
-    for bad in (cdata.num_parts, cdata.num_parts + 5, -1):
+@pytest.fixture
+def pyg_cluster_data(monkeypatch):
+    """PyG's own ClusterData on a given partition (its METIS needs pyg-lib or
+    torch-sparse). PyG breaks ties in its sorts (nodes of one cluster, parallel edges)
+    with pyg-lib's radix sort, which is stable; without pyg-lib it falls back to an
+    unstable torch sort, made stable here: ties in id order, as ours."""
+    def stable_sort(inputs, max_value=None, stable=False):
+        return inputs.sort(stable=True)
+
+    monkeypatch.setattr(pyg_cluster, "index_sort", stable_sort)
+    monkeypatch.setattr(_sort_edge_index, "index_sort", stable_sort)
+
+    def make(data: Data, part: torch.Tensor, num_parts: int, **kwargs):
+        class Reference(pyg_cluster.ClusterData):
+            def _metis(self, edge_index, num_nodes):
+                return part
+
+        return Reference(data, num_parts, log=False, **kwargs)
+
+    return make
+
+
+def with_edge_ids(data: Data) -> Data:
+    """``data`` plus an ``eid`` edge attribute (each edge's id), so sliced and permuted
+    edges can be traced back."""
+    out = data.clone()
+    out.eid = torch.arange(data.num_edges)
+    return out
+
+
+def assert_same_data(a: Data, b: Data) -> None:
+    assert sorted(a.keys()) == sorted(b.keys())
+    for key in a.keys():
+        if isinstance(a[key], torch.Tensor):
+            assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+def fixed_partition(monkeypatch, part: torch.Tensor) -> None:
+    """ClusterData gets ``part`` instead of running METIS."""
+    monkeypatch.setattr(cluster_loader, "metis_partition", lambda *args, **kwargs: part)
+
+
+@pytest.mark.parametrize("sparse_format", ["csr", "csc"])
+@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("empty_parts", [False, True])
+def test_cluster_data_matches_pyg(data, pyg_cluster_data, monkeypatch, sparse_format, keep,
+                                  empty_parts):
+    """partition, data, len and [i] equal PyG's on the same partition (METIS's, or
+    one with empty clusters)."""
+    d = with_edge_ids(data)
+    k = 9
+    if empty_parts:
+        gen = torch.Generator().manual_seed(3)
+        fixed_partition(monkeypatch, torch.tensor([0, 1, 3, 4, 6, 8])[
+            torch.randint(0, 6, (d.num_nodes,), generator=gen)])
+    ours = ClusterData(d, num_parts=k, log=False, sparse_format=sparse_format,
+                       keep_inter_cluster_edges=keep)
+    ref = pyg_cluster_data(d, ours.partition.part, k, sparse_format=sparse_format,
+                           keep_inter_cluster_edges=keep)
+    for name in ("partptr", "node_perm", "indptr", "index", "edge_perm"):
+        assert torch.equal(getattr(ours.partition, name), getattr(ref.partition, name)), name
+    assert ours.partition.sparse_format == ref.partition.sparse_format == sparse_format
+    assert ours.sparse_format == sparse_format and ours.keep_inter_cluster_edges == keep
+    assert_same_data(ours.data, ref.data)
+    assert len(ours) == len(ref) == k
+    for i in range(k):
+        assert_same_data(ours[i], ref[i])
+
+
+@pytest.mark.parametrize("sparse_format", ["csr", "csc"])
+@pytest.mark.parametrize("keep", [False, True])
+def test_cluster_data_brute_force(data, sparse_format, keep):
+    """PyG's semantics from scratch: cluster ``i`` is rows ``partptr[i]:partptr[i + 1]``
+    of the permuted ``data``; the permuted graph's edges sorted by (row, other end,
+    edge id), rows over sources for 'csr', targets for 'csc'; ``[i]`` the edges of
+    cluster ``i``'s rows, only those within the cluster unless
+    ``keep_inter_cluster_edges`` (then the other end stays a permuted id)."""
+    d = with_edge_ids(data)
+    k = 7
+    cd = ClusterData(d, num_parts=k, log=False, sparse_format=sparse_format,
+                     keep_inter_cluster_edges=keep)
+    p, csr = cd.partition, sparse_format == "csr"
+    ptr, perm = p.partptr.tolist(), p.node_perm
+    rank = {v: j for j, v in enumerate(perm.tolist())}
+    assert "edge_index" not in cd.data
+    assert cd.data.num_nodes == d.num_nodes
+    for i in range(k):
+        nodes = perm[ptr[i]:ptr[i + 1]]
+        assert (p.part[nodes] == i).all()
+        assert torch.equal(cd.data.x[ptr[i]:ptr[i + 1]], d.x[nodes])
+        assert torch.equal(cd.data.y[ptr[i]:ptr[i + 1]], d.y[nodes])
+    edges = sorted((rank[s], rank[t], e) if csr else (rank[t], rank[s], e)
+                   for e, (s, t) in enumerate(zip(*d.edge_index.tolist())))
+    rows = [r for r, _, _ in edges]
+    assert p.indptr.tolist() == [bisect_left(rows, v) for v in range(d.num_nodes + 1)]
+    assert p.index.tolist() == [o for _, o, _ in edges]
+    assert p.edge_perm.tolist() == [e for _, _, e in edges]
+    for key in ("edge_attr", "weight", "eid"):
+        assert torch.equal(cd.data[key], d[key][p.edge_perm])
+    for i in range(k):
+        lo, hi = ptr[i], ptr[i + 1]
+        c = cd[i]
+        assert c.num_nodes == hi - lo
+        assert torch.equal(c.x, d.x[perm[lo:hi]])
+        expected = []
+        for r, o, e in edges:
+            if lo <= r < hi and (keep or lo <= o < hi):
+                o = o if keep else o - lo
+                expected.append((r - lo, o, e) if csr else (o, r - lo, e))
+        assert list(zip(*c.edge_index.tolist(), c.eid.tolist())) == expected
+        assert torch.equal(c.edge_attr, d.edge_attr[c.eid])
+        assert torch.equal(c.weight, d.weight[c.eid])
+        if not keep:  # the induced subgraph, in local ids of the permuted order
+            got = sorted(zip(*c.edge_index.tolist(), c.eid.tolist()))
+            assert got == induced_reference(d.edge_index, perm[lo:hi])
+    assert cd[-0].num_nodes == ptr[1]
+    for bad in (k, k + 5, -1):
         with pytest.raises(IndexError):
-            cdata[bad]
+            cd[bad]
+
+
+def test_pyg_fields_built_on_first_access(data):
+    """Batches never build the permuted data nor the permuted graph's CSR; the first
+    access builds them, later ones reuse them."""
+    cd = ClusterData(data, num_parts=5, log=False)
+    for batch in ClusterLoader(cd, batch_size=2):
+        check_batch(batch, data, cd.partition.part)
+    assert cd._data is None and cd.partition._csr is None
+    permuted = cd.data
+    assert cd.partition._csr is not None
+    assert cd.data is permuted
+    assert cd.original_data is data and "edge_index" in data
+
+
+def test_loader_indexes_the_original_data(data):
+    """Once ``cluster_data.data`` is built, batches still slice the data as given."""
+    cd = ClusterData(data, num_parts=5, log=False)
+    assert not torch.equal(cd.data.x, data.x)
+    loader = ClusterLoader(cd, batch_size=2, shuffle=True)
+    assert loader.data is data
+    for batch in loader:
+        check_batch(batch, data, cd.partition.part)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_loader_batches_are_pyg_batches(data, pyg_cluster_data, keep):
+    """PyG's loader on the same partition: the same nodes in the same order, the same
+    edges (up to their order) with the same attributes; keep_inter_cluster_edges
+    changes neither loader."""
+    d = with_edge_ids(data)
+    cd = ClusterData(d, num_parts=7, log=False, keep_inter_cluster_edges=keep)
+    ref = pyg_cluster_data(d, cd.partition.part, 7, keep_inter_cluster_edges=keep)
+    ours = list(ClusterLoader(cd, batch_size=3))
+    theirs = list(pyg_cluster.ClusterLoader(ref, batch_size=3))
+    assert len(ours) == len(theirs) == 3
+    for a, b in zip(ours, theirs):
+        assert a.num_nodes == b.num_nodes
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+        assert torch.equal(a.eid, a.e_id)
+        key = lambda batch: sorted(zip(*batch.edge_index.tolist(), batch.eid.tolist()))
+        assert key(a) == key(b)
+        assert torch.equal(b.edge_attr, d.edge_attr[b.eid])
+        assert torch.equal(a.edge_attr, d.edge_attr[a.eid])
 
 
 # --------------------------------------------------------------------------- ClusterLoader

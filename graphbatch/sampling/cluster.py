@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch import Tensor
 
 from graphbatch._validate import as_int
 from graphbatch.graph import CSRGraph
+from graphbatch.graph_kernels import build_csc
 from graphbatch.sampling import _cluster_kernels as K
 from graphbatch.sampling.subgraph import SampledSubgraph, edge_arrays
 
@@ -26,27 +27,70 @@ LOG_MIN_NODES = 100_000
 
 @dataclass
 class Partition:
-    """A partition of the nodes into ``num_parts`` clusters.
+    """A partition of the nodes into ``num_parts`` clusters, with PyG's fields.
+
+    Relabeling node ``node_perm[j]`` as ``j`` gives the permuted graph, in which cluster
+    ``i`` is the node range ``partptr[i]:partptr[i + 1]``.
 
     Attributes:
         partptr: ``[num_parts + 1]`` int64: cluster ``i`` is
             ``node_perm[partptr[i]:partptr[i + 1]]``.
         node_perm: ``[N]`` int64 node ids ordered by cluster (within one, by id).
-        part: ``[N]`` int64 cluster of every node.
-        sparse_format: ``'csr'`` or ``'csc'``, kept for PyG compatibility.
+        part: ``[N]`` int64 cluster of every node (not in PyG).
+        edge_index: ``[2, E]`` the partitioned graph's edges (not in PyG).
+        sparse_format: ``'csr'``: ``indptr`` runs over sources (``edge_index[0]``);
+            ``'csc'``: over targets (``edge_index[1]``).
+        indptr: ``[N + 1]`` int64 offsets of the permuted graph's rows (see
+            ``sparse_format``).
+        index: ``[E]`` int64 the other endpoint of each edge, in permuted ids, sorted
+            within a row (parallel edges in edge id order).
+        edge_perm: ``[E]`` int64 original edge id at each position of ``index``.
+
+    ``indptr``, ``index`` and ``edge_perm`` are built on first access (two counting
+    sorts, O(N + E)) and kept (16 bytes an edge): the cluster batches never read them.
     """
 
     partptr: Tensor
     node_perm: Tensor
     part: Tensor
+    edge_index: Tensor = field(repr=False)
     sparse_format: str = "csr"
+    _csr: Optional[tuple[Tensor, Tensor, Tensor]] = field(
+        default=None, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_parts(cls, part: Tensor, num_parts: int, sparse_format: str = "csr") -> "Partition":
+    def from_parts(cls, part: Tensor, num_parts: int, edge_index: Tensor,
+                   sparse_format: str = "csr") -> "Partition":
         node_perm = torch.argsort(part, stable=True)
         partptr = torch.zeros(num_parts + 1, dtype=torch.int64)
         partptr[1:] = torch.cumsum(torch.bincount(part, minlength=num_parts), 0)
-        return cls(partptr, node_perm, part, sparse_format)
+        return cls(partptr, node_perm, part, edge_index, sparse_format)
+
+    @property
+    def indptr(self) -> Tensor:
+        return self._permuted_csr()[0]
+
+    @property
+    def index(self) -> Tensor:
+        return self._permuted_csr()[1]
+
+    @property
+    def edge_perm(self) -> Tensor:
+        return self._permuted_csr()[2]
+
+    def _permuted_csr(self) -> tuple[Tensor, Tensor, Tensor]:
+        if self._csr is None:
+            n = self.node_perm.numel()
+            rank = torch.empty_like(self.node_perm)
+            rank[self.node_perm] = torch.arange(n)
+            src, dst = rank[self.edge_index.to("cpu", torch.int64)].numpy()
+            major, minor = (src, dst) if self.sparse_format == "csr" else (dst, src)
+            # Two stable counting sorts (by minor, then by major) order the edges by
+            # (major, minor, edge id), as PyG's stable index sort does.
+            _, major_by_minor, by_minor = build_csc(major, minor, n)
+            indptr, index, pos = build_csc(minor[by_minor], major_by_minor, n)
+            self._csr = tuple(map(torch.from_numpy, (indptr, index, by_minor[pos])))
+        return self._csr
 
 
 def metis_adjacency(graph: CSRGraph, edge_weight: Optional[np.ndarray] = None):

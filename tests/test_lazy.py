@@ -2,6 +2,8 @@
 write rules in mini-batches, memory that does not grow with L, and the halo loader."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -231,8 +233,9 @@ def test_halo_loader_is_targets_plus_complete_halo_induced():
 def test_halo_loader_batches_whole_clusters():
     data = make_graph(num_nodes=300, num_edges=1500, seed=9)
     cd = ClusterData(data, num_parts=10, log=False)
-    loader = HaloLoader(data, num_hops=1, cluster_data=cd, batch_size=3, shuffle=True,
-                        prefetch=0)
+    with pytest.warns(UserWarning, match="edge attributes"):
+        loader = HaloLoader(data, num_hops=1, cluster_data=cd, batch_size=3, shuffle=True,
+                            prefetch=0)
     seen = []
     part = cd.partition.part
     for batch in loader:
@@ -243,6 +246,39 @@ def test_halo_loader_batches_whole_clusters():
         assert k == int(torch.isin(part, clusters).sum())
         seen += clusters.tolist()
     assert sorted(seen) == list(range(10))
+
+
+def test_halo_loader_normalize_leaves_out_the_data_edge_attributes():
+    """The normalized graph's self-loops have no value for data's edge attributes: the
+    batches leave them out (they used to carry them whole, unsliced), with a warning
+    naming them; data's own edge_weight gives way to the normalization's."""
+    data = make_graph(num_nodes=300, num_edges=1500, seed=9)
+    data.edge_weight = torch.rand(data.num_edges, generator=torch.Generator().manual_seed(2))
+    cd = ClusterData(data, num_parts=10, log=False)
+    for kwargs in ({"batch_size": 40}, {"cluster_data": cd, "batch_size": 3}):
+        with pytest.warns(UserWarning) as record:
+            loader = HaloLoader(data, num_hops=1, prefetch=0, **kwargs)
+        assert len(record) == 1
+        assert "['edge_attr', 'edge_weight', 'weight']" in str(record[0].message)
+        assert record[0].filename == __file__  # points at the caller
+        assert all(key in data for key in ("edge_attr", "weight", "edge_weight"))
+        norm_ei, norm_w = normalized_adjacency(data.edge_index, data.num_nodes)
+        assert torch.equal(loader.data.edge_index, norm_ei)
+        for batch in loader:
+            m = batch.edge_index.size(1)
+            assert "edge_attr" not in batch and "weight" not in batch
+            torch.testing.assert_close(batch.edge_weight, norm_w[batch.e_id])
+            for key, value in batch.items():
+                if isinstance(value, torch.Tensor) and key not in ("edge_index", "input_id"):
+                    assert value.size(0) in (batch.num_nodes, m), key
+    # Without normalization the edge attributes are sliced by e_id, silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loader = HaloLoader(data, num_hops=1, normalize=False, batch_size=40, prefetch=0)
+        batch = next(iter(loader))
+        HaloLoader(Data(edge_index=data.edge_index, num_nodes=data.num_nodes), num_hops=1)
+    for key in ("edge_attr", "weight", "edge_weight"):
+        assert torch.equal(batch[key], data[key][batch.e_id])
 
 
 # ------------------------------------------------------------------ memory

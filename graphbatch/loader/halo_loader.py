@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Optional
 
 import torch
@@ -18,6 +19,22 @@ from graphbatch.loader.cluster_loader import ClusterData
 from graphbatch.loader.neighbor_loader import resolve_input_nodes
 from graphbatch.sampling.neighbor import NeighborSampler
 from graphbatch.sampling.subgraph import SampledSubgraph
+
+
+def without_edge_attrs(data: Data) -> Data:
+    """A shallow copy of ``data`` without its edge attributes (``edge_index`` kept),
+    warning with their names when there are any."""
+    dropped = [key for key in data.keys() if key != "edge_index" and data.is_edge_attr(key)]
+    out = copy.copy(data)
+    for key in dropped:
+        del out[key]
+    if dropped:
+        warnings.warn(
+            f"HaloLoader(normalize=True) batches the graph with self-loops added, where "
+            f"data's edge attributes {sorted(dropped)} have no value: they are left out of "
+            f"the batches (edge_weight holds the normalized adjacency's entries); pass "
+            f"normalize=False to keep them", UserWarning, stacklevel=3)
+    return out
 
 
 class HaloLoader(BatchLoader):
@@ -36,6 +53,8 @@ class HaloLoader(BatchLoader):
     of the *whole* graph: ``loader.data`` is ``data`` with self-loops added and an
     ``edge_weight`` edge attribute holding ``Â``'s entries, so each batch carries the
     global normalization (as LazyGNN needs), and ``e_id`` indexes ``loader.data``.
+    ``data``'s own edge attributes have no value on the added self-loops: they are left
+    out of ``loader.data`` and its batches, with a warning naming them.
 
     Args:
         data: the graph, a ``torch_geometric.data.Data`` with ``edge_index``.
@@ -56,6 +75,7 @@ class HaloLoader(BatchLoader):
                  graph: Optional[CSRGraph] = None, **kwargs: Any) -> None:
         check_data(data, "HaloLoader")
         num_hops = check_positive_int(num_hops, "num_hops")
+        batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
         if cluster_data is not None and input_nodes is not None:
             raise ValueError("give input_nodes or cluster_data, not both")
         if cluster_data is not None and not isinstance(cluster_data, ClusterData):
@@ -70,14 +90,13 @@ class HaloLoader(BatchLoader):
                                  "normalize=True the loader batches the normalized graph "
                                  "(self-loops added) and builds its topology itself: pass "
                                  "graph only with normalize=False")
-            data = copy.copy(data)
+            data = without_edge_attrs(data)
             data.edge_index, data.edge_weight = normalized_adjacency(
                 data.edge_index, data.num_nodes)
         graph = graph_of(data, graph)
         self.num_hops = num_hops
         self.cluster_data = cluster_data
         self.neighbor_sampler = NeighborSampler(graph, [-1] * num_hops, subgraph_type="induced")
-        batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
         if cluster_data is None:
             self.input_nodes = resolve_input_nodes(input_nodes, graph.num_nodes)
             num_inputs = self.input_nodes.numel()

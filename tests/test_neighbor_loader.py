@@ -453,6 +453,34 @@ def test_bad_weight_attr(data):
             NeighborLoader(d, [2], weight_attr="importance")
 
 
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_sampler_positions_checked(data, prefetch):
+    """A sampler's positions index input_nodes: out of range is an error naming sampler
+    and the value (-1 would wrap to the last seed), raised when the epoch starts."""
+    idx = torch.arange(10, 60)
+    for bad in (-1, 50, 5000):
+        loader = NeighborLoader(data, [2], input_nodes=idx, batch_size=4, prefetch=prefetch,
+                                sampler=[0, 3, bad, 7])
+        with pytest.raises(ValueError, match=rf"sampler.*{bad}"):
+            iter(loader)
+    with pytest.raises(TypeError, match="sampler"):
+        iter(NeighborLoader(data, [2], input_nodes=idx, sampler=[0, 1.5]))
+    epochs = iter([[0, 1, 49], [2, 50]])
+
+    class Changing:  # a sampler whose positions change per epoch, as a RandomSampler's do
+        def __iter__(self):
+            return iter(next(epochs))
+
+        def __len__(self):
+            return 3
+
+    loader = NeighborLoader(data, [2], input_nodes=idx, batch_size=2, prefetch=prefetch,
+                            sampler=Changing())
+    assert [b.input_id.tolist() for b in loader] == [[0, 1], [49]]
+    with pytest.raises(ValueError, match="sampler.*50"):
+        iter(loader)
+
+
 def test_bad_subgraph_type(data):
     with pytest.raises(ValueError, match="subgraph_type"):
         NeighborLoader(data, [2], subgraph_type="bogus")

@@ -137,7 +137,7 @@ class BatchLoader(torch.utils.data.DataLoader):
             kwargs["worker_init_fn"] = _SingleNumbaThread(kwargs.get("worker_init_fn"))
             if not _numba.FORK_SAFE and kwargs.get("multiprocessing_context") is None:
                 kwargs["multiprocessing_context"] = "forkserver"
-        super().__init__(ItemDataset(), batch_size=None, sampler=batches,
+        super().__init__(ItemDataset(batches.num_inputs), batch_size=None, sampler=batches,
                          collate_fn=self.collate_fn, **kwargs)
 
     def sample(self, item: tuple) -> tuple[SampledSubgraph, Any]:

@@ -6,6 +6,8 @@ from typing import Iterable, Iterator, Optional
 import torch
 from torch import Tensor
 
+from graphbatch._validate import as_index_tensor
+
 
 class SeededBatches:
     """Yields ``(epoch_seed, batch_index, positions)`` per batch, for a DataLoader sampler.
@@ -21,7 +23,8 @@ class SeededBatches:
         shuffle: draw a random order each epoch.
         drop_last: drop the last batch if it is smaller than ``batch_size``.
         generator: torch generator for the order and the seed; the global one if None.
-        sampler: an iterable of positions that replaces the default order.
+        sampler: an iterable of positions (ints in ``[0, num_inputs)``) that replaces
+            the default order; checked each epoch, as it may yield others each time.
     """
 
     def __init__(
@@ -43,10 +46,23 @@ class SeededBatches:
 
     def _order(self) -> Tensor:
         if self.sampler is not None:
-            return torch.as_tensor(list(self.sampler), dtype=torch.int64)
+            return self._sampled_positions()
         if self.shuffle:
             return torch.randperm(self.num_inputs, generator=self.generator)
         return torch.arange(self.num_inputs)
+
+    def _sampled_positions(self) -> Tensor:
+        """This epoch's positions from ``sampler``, checked: a sampler may yield other
+        positions each epoch, and -1 would silently wrap to the last input."""
+        positions = as_index_tensor(list(self.sampler), "sampler")
+        if positions.numel():
+            lo, hi = int(positions.min()), int(positions.max())
+            if lo < 0 or hi >= self.num_inputs:
+                raise ValueError(
+                    f"sampler yielded position {lo if lo < 0 else hi}, out of range for "
+                    f"{self.num_inputs} inputs (positions are 0 .. {self.num_inputs - 1})"
+                )
+        return positions
 
     def new_epoch(self) -> None:
         """Draws the next epoch's order and seed from the generator."""
@@ -68,7 +84,17 @@ class SeededBatches:
 
 
 class ItemDataset(torch.utils.data.Dataset):
-    """Hands each sampler item to ``collate_fn`` unchanged."""
+    """Hands each sampler item to ``collate_fn`` unchanged.
+
+    Its length is what PyG's loader datasets give (``range(len(input_nodes))``, the
+    clusters, the steps), which PyG's examples use for progress bars.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
 
     def __getitem__(self, item):
         return item
+
+    def __len__(self) -> int:
+        return self.length

@@ -5,6 +5,7 @@ import numba
 import pytest
 import torch
 from torch_geometric.data import Data, HeteroData
+from torch_geometric.sampler.base import NumNeighbors, SubgraphType
 
 from conftest import in_degree, induced_reference, make_graph
 from graphbatch import CSRGraph, NeighborLoader
@@ -167,11 +168,36 @@ def test_input_nodes_mask(data):
     a = collect(NeighborLoader(data, [4, 4], input_nodes=mask, batch_size=10, shuffle=True))
     torch.manual_seed(2)
     b = collect(NeighborLoader(data, [4, 4], input_nodes=idx, batch_size=10, shuffle=True))
-    assert_same_batches(a, b, "mask vs index")
     for batch in a:
-        check_batch(batch, data, idx, [4, 4])
+        check_batch(batch, data, torch.arange(data.num_nodes), [4, 4])
         assert mask[batch.n_id[:batch.batch_size]].all()
-    assert torch.equal(torch.cat([x.input_id for x in a]).sort().values, torch.arange(idx.numel()))
+    # As in PyG, the input_id of a mask's seeds are their node ids, of an index's seeds
+    # their positions in it; the batches are otherwise the same.
+    assert torch.equal(torch.cat([x.input_id for x in a]).sort().values, idx)
+    for other in b:
+        other.input_id = idx[other.input_id]
+    assert_same_batches(a, b, "mask vs index")
+
+
+def test_input_id_argument(data):
+    """PyG's input_id (passed on to its NodeLoader): the ids batches report for the seeds."""
+    idx = torch.tensor([7, 3, 250, 9, 100])
+    ids = torch.tensor([70, 30, 2500, 90, 1000])
+    torch.manual_seed(3)
+    a = collect(NeighborLoader(data, [2], input_nodes=idx, input_id=ids, batch_size=2, shuffle=True))
+    torch.manual_seed(3)
+    b = collect(NeighborLoader(data, [2], input_nodes=idx, batch_size=2, shuffle=True))
+    for x, y in zip(a, b):
+        assert torch.equal(x.input_id, ids[y.input_id])
+        assert torch.equal(x.n_id, y.n_id)
+    mask = torch.zeros(data.num_nodes, dtype=torch.bool)
+    mask[idx] = True
+    batch = next(iter(NeighborLoader(data, [2], input_nodes=mask, input_id=ids, batch_size=5)))
+    assert torch.equal(batch.input_id, ids)
+    with pytest.raises(ValueError, match="input_id"):
+        NeighborLoader(data, [2], input_nodes=idx, input_id=ids[:4])
+    with pytest.raises(TypeError, match="input_id"):
+        NeighborLoader(data, [2], input_nodes=idx, input_id=ids.float())
 
 
 @pytest.mark.parametrize("n,bs,drop_last", [(45, 10, False), (45, 10, True), (40, 10, True), (40, 10, False),
@@ -451,6 +477,34 @@ def test_bad_weight_attr(data):
         # The message names the argument (or the attribute it points to).
         with pytest.raises(ValueError, match="weight_attr|importance"):
             NeighborLoader(d, [2], weight_attr="importance")
+
+
+@pytest.mark.parametrize("form", ["enum", "NumNeighbors", "tuple", "range"])
+@pytest.mark.parametrize("subgraph_type", ["directional", "bidirectional", "induced"])
+def test_pyg_argument_forms(data, form, subgraph_type):
+    """Every form PyG accepts for an argument means what the plain form means."""
+    plain = dict(num_neighbors=[3, 2], subgraph_type=subgraph_type, input_nodes=torch.arange(5, 305))
+    alt = dict(plain)
+    if form == "enum":
+        alt["subgraph_type"] = SubgraphType(subgraph_type)
+    elif form == "NumNeighbors":
+        alt["num_neighbors"] = NumNeighbors([3, 2])
+    elif form == "tuple":
+        alt["num_neighbors"] = (3, 2)
+    else:
+        alt["input_nodes"] = range(5, 305)
+    torch.manual_seed(9)
+    a = collect(NeighborLoader(data, batch_size=64, shuffle=True, **alt))
+    torch.manual_seed(9)
+    b = collect(NeighborLoader(data, batch_size=64, shuffle=True, **plain))
+    assert_same_batches(a, b, form)
+
+
+def test_heterogeneous_argument_forms_refused(data):
+    with pytest.raises(NotImplementedError, match="num_neighbors"):
+        NeighborLoader(data, NumNeighbors({("a", "to", "a"): [2]}))
+    with pytest.raises(NotImplementedError, match="input_nodes"):
+        NeighborLoader(data, [2], input_nodes=("a", torch.arange(3)))
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])

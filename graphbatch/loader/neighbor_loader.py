@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.sampler.base import NumNeighbors, SubgraphType
 
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
 from graphbatch.graph import CSRGraph
@@ -18,13 +19,14 @@ from graphbatch.sampling.subgraph import SampledSubgraph
 
 
 def resolve_input_nodes(input_nodes: Any, num_nodes: int, name: str = "input_nodes") -> Tensor:
-    """``input_nodes`` (None, an index tensor or a boolean mask) as ``[B]`` int64 node ids;
-    errors name the argument ``name``."""
+    """``input_nodes`` (None, an index tensor or sequence, or a boolean mask) as ``[B]``
+    int64 node ids; errors name the argument ``name``."""
     if input_nodes is None:
         return torch.arange(num_nodes)
     if isinstance(input_nodes, (tuple, str)):
         raise NotImplementedError(
-            f"{name} naming a node type (heterogeneous graphs) is not supported yet"
+            f"{name} naming a node type (heterogeneous graphs) is not supported yet; for a "
+            f"Data give the nodes themselves, got {type(input_nodes).__name__}"
         )
     if isinstance(input_nodes, Tensor) and input_nodes.dtype == torch.bool:
         if input_nodes.dim() != 1 or input_nodes.numel() != num_nodes:
@@ -49,6 +51,8 @@ class NeighborLoader(BatchLoader):
     ``edge_index`` ``[2, m]`` in local ids (messages flow row 0 -> row 1), the seeds first
     in input order, and ``n_id``, ``e_id``, ``input_id``, ``batch_size``,
     ``num_sampled_nodes``, ``num_sampled_edges`` (and ``batch`` when ``disjoint``).
+    ``input_id`` is, as in PyG, the seeds' positions in ``input_nodes``, or their node
+    ids when ``input_nodes`` is a boolean mask, or their entries of ``input_id`` if given.
 
     Randomness comes from ``generator`` (or torch's global generator): an epoch draws
     its order and one seed when it starts, and batch ``b`` is sampled from that seed
@@ -57,10 +61,13 @@ class NeighborLoader(BatchLoader):
 
     Args:
         data: the graph, a ``torch_geometric.data.Data`` with ``edge_index``.
-        num_neighbors: fanout per hop; ``-1`` takes every neighbor.
-        input_nodes: the seeds: None (all nodes), an int64 index tensor or a boolean mask.
+        num_neighbors: fanout per hop (a list, or PyG's ``NumNeighbors`` of one); ``-1``
+            takes every neighbor.
+        input_nodes: the seeds: None (all nodes), an index tensor (or a list, range or
+            numpy array of ids) or a boolean mask.
         replace: sample neighbors with replacement.
-        subgraph_type: ``'directional'``, ``'bidirectional'`` or ``'induced'``.
+        subgraph_type: ``'directional'``, ``'bidirectional'`` or ``'induced'`` (or PyG's
+            ``SubgraphType`` of one).
         disjoint: each seed gets its own subgraph; ``batch`` gives each node's seed.
         weight_attr: name of an edge attribute of non-negative weights; neighbors are
             picked with probability proportional to it.
@@ -72,17 +79,18 @@ class NeighborLoader(BatchLoader):
         graph: a prebuilt :class:`CSRGraph` of ``data`` to reuse across loaders.
         **kwargs: ``torch.utils.data.DataLoader`` arguments (``batch_size``, ``shuffle``,
             ``drop_last``, ``num_workers``, ``persistent_workers``, ``pin_memory``,
-            ``generator``, ``sampler``, ...).
+            ``generator``, ``sampler``, ...), and PyG's ``input_id``: ``[B]`` integer ids
+            of the ``B`` input nodes, reported as the batches' ``input_id``.
     """
 
     def __init__(
         self,
         data: Data,
-        num_neighbors: Sequence[int],
+        num_neighbors: Union[Sequence[int], NumNeighbors],
         input_nodes: Union[Tensor, None] = None,
         input_time: Optional[Tensor] = None,
         replace: bool = False,
-        subgraph_type: str = "directional",
+        subgraph_type: Union[SubgraphType, str] = "directional",
         disjoint: bool = False,
         temporal_strategy: str = "uniform",
         time_attr: Optional[str] = None,
@@ -107,6 +115,11 @@ class NeighborLoader(BatchLoader):
             warnings.warn("'directed' is deprecated; use subgraph_type='induced'", DeprecationWarning)
             subgraph_type = "induced"
         del temporal_strategy, is_sorted  # no meaning without time; CSC is built by sorting
+        if isinstance(num_neighbors, NumNeighbors):
+            num_neighbors = num_neighbors.values
+        if isinstance(subgraph_type, SubgraphType):
+            subgraph_type = subgraph_type.value
+        input_id = kwargs.pop("input_id", None)
 
         batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
         shuffle = bool(kwargs.pop("shuffle", False))
@@ -132,6 +145,8 @@ class NeighborLoader(BatchLoader):
                 raise type(exc)(f"weight_attr={weight_attr!r}: {exc}") from exc
         self.neighbor_sampler = neighbor_sampler
         self.input_nodes = resolve_input_nodes(input_nodes, neighbor_sampler.graph.num_nodes)
+        self.input_id = self._input_id(input_id, isinstance(input_nodes, Tensor)
+                                       and input_nodes.dtype == torch.bool)
         self.transform_sampler_output = transform_sampler_output
         batches = SeededBatches(
             self.input_nodes.numel(), batch_size, shuffle, drop_last, generator, order_sampler
@@ -142,14 +157,30 @@ class NeighborLoader(BatchLoader):
             device=device, prefetch=prefetch, shared=(neighbor_sampler,), **kwargs,
         )
 
+    def _input_id(self, input_id: Any, mask: bool) -> Optional[Tensor]:
+        """What batches report as ``input_id`` for each input node, as PyG's
+        ``get_input_nodes`` decides: ``input_id`` if given, the node ids for a boolean
+        mask, None for the positions."""
+        if input_id is None:
+            return self.input_nodes if mask else None
+        input_id = as_index_tensor(input_id, "input_id")
+        if input_id.numel() != self.input_nodes.numel():
+            raise ValueError(f"input_id must hold one id per input node "
+                             f"({self.input_nodes.numel()}), got {input_id.numel()}")
+        return input_id
+
     def sample(self, item: tuple[int, int, Tensor]) -> tuple[SampledSubgraph, Tensor]:
-        """Samples batch ``item = (epoch_seed, batch_index, positions in input_nodes)``."""
-        epoch_seed, batch_index, input_id = item
-        seeds = self.input_nodes[input_id]
+        """Samples batch ``item = (epoch_seed, batch_index, positions in input_nodes)``;
+        returns the ids and the seeds' ``input_id``."""
+        epoch_seed, batch_index, positions = item
+        seeds = self.input_nodes[positions]
         out = self.neighbor_sampler.sample_unchecked(seeds, epoch_seed, batch_index)
         if self.transform_sampler_output is not None:
             out = self.transform_sampler_output(out)
-        return out, input_id
+        if self.input_id is None:
+            return out, positions
+        # A mask's input ids are the seeds themselves: no second indexing.
+        return out, seeds if self.input_id is self.input_nodes else self.input_id[positions]
 
     def decorate(self, batch: Data, out: SampledSubgraph, input_id: Tensor,
                  device: Optional[torch.device]) -> None:

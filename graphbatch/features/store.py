@@ -16,6 +16,8 @@ from graphbatch.features.buffers import BufferPool
 
 Source = Union[Tensor, np.ndarray, str, os.PathLike]
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+#: numpy dtype kinds a store holds: bool, signed and unsigned integers, floats.
+TABLE_KINDS = "biuf"
 
 
 def _open_npy(path: Path, name: str) -> Tensor:
@@ -36,12 +38,39 @@ def _open_npy(path: Path, name: str) -> Tensor:
         return torch.from_numpy(array)
 
 
+def data_tables(data, kind: str, num_nodes: Optional[int],
+                num_edges: Optional[int]) -> dict[str, Union[Tensor, np.ndarray]]:
+    """The node (``kind='node'``) or edge (``'edge'``) tables of a PyG ``Data``, by name:
+    its tensor and numpy attributes (numpy of a dtype a store holds) with ``num_nodes``
+    (``num_edges``) rows along dimension 0, their batching dimension. These are the
+    attributes PyG slices by node (edge); where the two counts are equal, PyG's
+    tie-break: names with ``'edge'`` in them are edge attributes.
+    """
+    if kind not in ("node", "edge"):
+        raise ValueError(f"kind must be 'node' or 'edge', got {kind!r}")
+    rows = num_nodes if kind == "node" else num_edges
+    store = data._store
+    tables: dict[str, Union[Tensor, np.ndarray]] = {}
+    for key, value in store.items():
+        if key == "adj_t" or not isinstance(value, (Tensor, np.ndarray)) or value.ndim == 0:
+            continue
+        if isinstance(value, np.ndarray) and value.dtype.kind not in TABLE_KINDS:
+            continue
+        if value.shape[0] != rows or data.__cat_dim__(key, value, store) != 0:
+            continue
+        if num_nodes == num_edges and ("edge" in key) != (kind == "edge"):
+            continue
+        tables[key] = value
+    return tables
+
+
 class FeatureStore:
     """Row tables of equal length (``num_rows``), kept in host memory, gathered by id.
 
     Args:
-        tables: name -> source: a tensor, a numpy array (used without a copy), or the
-            path of a ``.npy`` file, opened memory-mapped so tables larger than RAM work.
+        tables: name -> source: a tensor, a numpy array (used without a copy where it is
+            C-contiguous, so a ``np.memmap`` stays on disk), or the path of a ``.npy``
+            file, opened memory-mapped so tables larger than RAM work.
             Each source is ``[num_rows, ...]`` of a bool, integer or float dtype.
         num_rows: the expected first dimension (nodes or edges); inferred when None.
         dtype: store floating tables in this precision (``torch.float16`` or
@@ -63,7 +92,7 @@ class FeatureStore:
         if num_rows is not None:
             num_rows = check_positive_int(num_rows, "num_rows")
         self._tables: dict[str, Tensor] = {}
-        self._mapped: set[str] = set()
+        self._mapped: dict[str, str] = {}  # memory-mapped tables: name -> file
         for name, source in tables.items():
             table = self._load(name, source)
             if table.dim() == 0:
@@ -71,7 +100,7 @@ class FeatureStore:
             if num_rows is None:
                 num_rows = table.size(0)
             if table.size(0) != num_rows:
-                where = f" ({str(source)!r})" if name in self._mapped else ""
+                where = f" ({self._mapped[name]!r})" if name in self._mapped else ""
                 raise ValueError(
                     f"table {name!r}{where} has shape {tuple(table.shape)}, expected "
                     f"{num_rows} rows (num_rows)"
@@ -89,11 +118,17 @@ class FeatureStore:
         if isinstance(source, Tensor):
             table = source.detach()
         elif isinstance(source, np.ndarray):
-            if source.dtype.kind not in "biuf":
+            if source.dtype.kind not in TABLE_KINDS:
                 raise TypeError(f"table {name!r} has dtype {source.dtype}; expected bool, int or float")
-            table = torch.from_numpy(np.ascontiguousarray(source))
+            if isinstance(source, np.memmap) and source.flags.c_contiguous:
+                self._mapped[name] = str(source.filename)  # read in place, like a .npy path
+            with warnings.catch_warnings():
+                # A read-only map is only ever read (scatter_ refuses mapped tables);
+                # torch warns about non-writable arrays.
+                warnings.simplefilter("ignore", UserWarning)
+                table = torch.from_numpy(np.ascontiguousarray(source))
         elif isinstance(source, (str, os.PathLike)):
-            self._mapped.add(name)
+            self._mapped[name] = str(source)
             return _open_npy(Path(source), name)
         else:
             raise TypeError(f"table {name!r} must be a tensor, numpy array or .npy path, got "
@@ -106,20 +141,10 @@ class FeatureStore:
 
     @classmethod
     def from_data(cls, data, kind: str = "node", **kwargs) -> "FeatureStore":
-        """The node (``kind='node'``) or edge tensor attributes of a PyG ``Data``."""
-        store = data._store
-        if kind == "node":
-            num_rows, is_attr = data.num_nodes, store.is_node_attr
-        elif kind == "edge":
-            num_rows, is_attr = data.num_edges, store.is_edge_attr
-        else:
-            raise ValueError(f"kind must be 'node' or 'edge', got {kind!r}")
-        skip = {"edge_index", "adj_t", "num_nodes"}
-        tables = {
-            key: value for key, value in store.items()
-            if key not in skip and isinstance(value, Tensor) and value.dim() > 0
-            and is_attr(key) and data.__cat_dim__(key, value, store) == 0
-        }
+        """The node (``kind='node'``) or edge tables of a PyG ``Data``: see
+        :func:`data_tables`."""
+        tables = data_tables(data, kind, data.num_nodes, data.num_edges)
+        num_rows = data.num_nodes if kind == "node" else data.num_edges
         return cls(tables, num_rows=num_rows or None, **kwargs)
 
     @property

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Any, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
@@ -12,10 +13,16 @@ from graphbatch.features import FeatureStore
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 
-def _index(value, index: Tensor, dim: int):
+def _index(value: Any, index: Tensor, dim: int) -> Any:
+    """Entries ``index`` (int64 ids) along ``dim`` of an attribute no store holds: a
+    tensor for a tensor and, as PyG's ``index_select`` gives, for a numpy array of a
+    dtype torch has (others, strings say, stay numpy)."""
     if isinstance(value, Tensor):
         return value.index_select(dim, index.to(value.device))
-    return value[index.numpy()]  # numpy arrays and the like
+    if isinstance(value, np.ndarray):
+        rows = np.take(value, index.numpy(), axis=dim)
+        return torch.from_numpy(rows) if rows.dtype.kind in "biufc" else rows
+    return value[index.numpy()]  # other indexable tables
 
 
 def assemble(
@@ -35,7 +42,9 @@ def assemble(
     store = data._store
     batch = copy.copy(data)
     out_store = batch._store
-    for key, value in store.items():
+    # The batch's own copy of data's attributes: data may change while this runs (in a
+    # prefetch thread, beside the training loop).
+    for key, value in out_store.to_dict().items():
         if key == "num_nodes":
             out_store.num_nodes = out.node.numel()
         elif key == "edge_index":

@@ -11,7 +11,8 @@ from torch_geometric.data import Data
 
 from conftest import make_graph
 from graphbatch import (
-    ClusterData, ClusterLoader, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, NeighborLoader,
+    ClusterData, ClusterLoader, FeatureStore, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler,
+    NeighborLoader,
 )
 
 N = 300
@@ -40,6 +41,61 @@ def cluster(d: Data, **kw) -> ClusterLoader:
 
 LOADERS = {"neighbor": neighbor, "saint": saint}
 ALL_LOADERS = {**LOADERS, "cluster": cluster}
+
+
+# ------------------------------------------------------------------- attribute sizes
+
+
+@pytest.mark.parametrize("kind", ALL_LOADERS)
+@pytest.mark.parametrize("rows", [N - 1, N + 1, 2 * N, N // 2 + 1])
+def test_node_table_with_wrong_row_count_raises(data, kind, rows):
+    """A node table whose size is near num_nodes but not equal would pass whole into
+    every batch (PyG classifies by size): refused when the loader is built."""
+    data.x = torch.randn(rows, 4)
+    with pytest.raises(ValueError, match=rf"'x'.*\b{rows}\b.*\b{N}\b"):
+        ALL_LOADERS[kind](data)
+
+
+@pytest.mark.parametrize("kind", ALL_LOADERS)
+def test_edge_table_with_wrong_row_count_raises(data, kind):
+    data.edge_attr = torch.randn(data.num_edges - 1, 3)
+    with pytest.raises(ValueError, match=rf"'edge_attr'.*\b{data.num_edges - 1}\b.*\b{data.num_edges}\b"):
+        ALL_LOADERS[kind](data)
+
+
+@pytest.mark.parametrize("kind", ALL_LOADERS)
+def test_wrong_row_count_in_numpy_and_1d_tables_raises(data, kind):
+    data.y = torch.randint(0, 3, (N - 10,))
+    with pytest.raises(ValueError, match="'y'"):
+        ALL_LOADERS[kind](data)
+    data.y = np.zeros((N + 5, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="'y'"):
+        ALL_LOADERS[kind](data)
+
+
+@pytest.mark.parametrize("kind", ALL_LOADERS)
+def test_attributes_that_are_not_per_node_pass_whole(data, kind):
+    """Graph-level attributes, index lists, link labels and small tables are legitimate
+    and pass whole into every batch, as in PyG."""
+    data.graph_y = torch.tensor([[0.0, 1.0, 0.0]])  # [1, C]: a graph-level label
+    data.train_idx = torch.arange(0, N, 2)  # an index list of N / 2 nodes
+    data.edge_label_index = torch.randint(0, N, (2, 2 * N))
+    data.edge_label = torch.ones(2 * N)  # link labels: one per edge_label_index column
+    data.class_weight = torch.rand(7)
+    data.far = torch.zeros(3 * data.num_edges)  # far from both counts: not a mistaken table
+    batch = next(iter(ALL_LOADERS[kind](data)))
+    for key in ("graph_y", "train_idx", "edge_label_index", "edge_label", "class_weight", "far"):
+        assert torch.equal(batch[key], data[key]), key
+    assert torch.equal(batch.x, data.x[batch.n_id])
+
+
+def test_user_store_table_replaces_a_wrong_sized_attribute(data):
+    """A table the user's node_store holds is what batches carry under that name: data's
+    attribute of that name is not used, so its size does not matter."""
+    x = torch.randn(N, 4)
+    data.x = torch.randn(N - 1, 4)
+    batch = next(iter(neighbor(data, node_store=FeatureStore({"x": x}))))
+    assert torch.equal(batch.x, x[batch.n_id])
 
 
 # ------------------------------------------------------------------------ numpy tables

@@ -10,10 +10,12 @@ batches add (:meth:`BatchLoader.decorate`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Collection, Optional, Union
 
 import numba
+import numpy as np
 import torch
+from torch import Tensor
 from torch_geometric.data import Data
 
 from graphbatch import _numba
@@ -46,6 +48,42 @@ def graph_of(data: Data, graph: Optional[CSRGraph]) -> CSRGraph:
             f"num_edges={data.num_edges})"
         )
     return graph
+
+
+def check_attribute_rows(data: Data, num_nodes: int, num_edges: int,
+                         given: Collection[str] = ()) -> None:
+    """Raises ValueError for an attribute of ``data`` that looks like a node or edge
+    table with the wrong number of rows.
+
+    PyG slices an attribute by node when its size along its batching dimension is
+    ``num_nodes`` (by edge: ``num_edges``) and passes any other whole into every batch,
+    silently: a feature table of 999 or 2000 rows for 1000 nodes is such a mistake. So
+    a tensor or numpy attribute batched along dimension 0 whose row count is within a
+    factor 2 of ``num_nodes`` or ``num_edges`` must equal one of them, unless it is one
+    of what legitimately belongs to the whole graph: 1 row (a graph-level attribute),
+    an index list (a name with ``'index'``, batched along its last dimension, or
+    ending in ``'idx'``, such as ``train_idx``) or link labels (a name starting with
+    ``'edge_label'``, counted by the labelled edges). ``given`` names the tables of the
+    user's stores, which batches carry in place of data's attributes of those names.
+    """
+    store = data._store
+    for key, value in store.items():
+        if (not isinstance(value, (Tensor, np.ndarray)) or value.ndim == 0 or key in given
+                or key.endswith("idx") or key.startswith("edge_label")
+                or data.__cat_dim__(key, value, store) != 0):
+            continue
+        rows = value.shape[0]
+        if rows in (1, num_nodes, num_edges):
+            continue
+        if any(2 * rows >= count and rows <= 2 * count for count in (num_nodes, num_edges)):
+            raise ValueError(
+                f"data attribute {key!r} has {rows} rows (shape {tuple(value.shape)}), near "
+                f"but not equal to the graph's {num_nodes} nodes or {num_edges} edges: it "
+                f"would pass whole into every batch instead of being sliced by node or "
+                f"edge. Give a node attribute {num_nodes} rows and an edge attribute "
+                f"{num_edges}; keep an attribute of the whole graph outside data, or give "
+                f"it 1 row"
+            )
 
 
 class _SingleNumbaThread:
@@ -127,6 +165,9 @@ class BatchLoader(torch.utils.data.DataLoader):
                 raise TypeError(f"{name} must be a FeatureStore, got {type(store).__name__}")
             if store.names and store.num_rows != rows:
                 raise ValueError(f"{name} has {store.num_rows} rows, the graph {rows}")
+        given = {name for store in (node_store, edge_store) if store is not None
+                 for name in store.names}
+        check_attribute_rows(data, graph.num_nodes, graph.num_edges, given)
 
         if kwargs.get("num_workers", 0) > 0:
             for obj in shared:

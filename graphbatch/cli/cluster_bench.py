@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from graphbatch.cli._args import add_check, positive_int
 from graphbatch.cli.report import peak_rss_mib, print_table
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
 from graphbatch.graph import CSRGraph
@@ -16,13 +17,21 @@ from graphbatch.sampling.cluster import metis_adjacency
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-nodes", type=int, default=1_000_000)
-    p.add_argument("--num-pairs", type=int, default=10_000_000)
-    p.add_argument("--num-features", type=int, default=100)
-    p.add_argument("--num-parts", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=20, help="clusters per batch")
-    p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--num-nodes", type=positive_int, default=1_000_000)
+    p.add_argument("--num-pairs", type=positive_int, default=10_000_000)
+    p.add_argument("--num-features", type=positive_int, default=100)
+    p.add_argument("--num-parts", type=positive_int, default=1000)
+    p.add_argument("--batch-size", type=positive_int, default=20, help="clusters per batch")
+    p.add_argument("--batches", type=positive_int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    add_check(p, _check)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    # pymetis is called directly, before ClusterData could refuse this.
+    if args.num_parts > args.num_nodes:
+        return f"--num-parts {args.num_parts} exceeds --num-nodes {args.num_nodes}"
+    return None
 
 
 def _epochs(loader):

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from graphbatch.cli._args import add_check, positive_int
 from graphbatch.cli.report import print_table
 from graphbatch.features import FeatureStore
 
@@ -31,11 +32,29 @@ def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--row-bytes", type=int, nargs="+", default=[128, 256, 512, 1024, 4096])
-    p.add_argument("--table-mib", type=int, default=1024, help="size of the gathered-from table")
-    p.add_argument("--gather-mib", type=int, default=128, help="bytes gathered per call")
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--row-bytes", type=positive_int, nargs="+", default=[128, 256, 512, 1024, 4096],
+                   help="multiples of 4 (rows of float32)")
+    p.add_argument("--table-mib", type=positive_int, default=1024,
+                   help="size of the gathered-from table")
+    p.add_argument("--gather-mib", type=positive_int, default=128, help="bytes gathered per call")
+    p.add_argument("--repeats", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    add_check(p, _check)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    # The bandwidths divide the bytes asked for by the time: each call must gather them
+    # all, whole float32 rows, from rows that exist.
+    if args.gather_mib > args.table_mib:
+        return (f"--gather-mib {args.gather_mib} exceeds the table it gathers from, "
+                f"--table-mib {args.table_mib}")
+    for row_bytes in args.row_bytes:
+        if row_bytes % 4:
+            return f"--row-bytes must be multiples of 4 (float32 rows), got {row_bytes}"
+        if row_bytes > args.gather_mib << 20:
+            return (f"--row-bytes {row_bytes} exceeds the bytes gathered per call, "
+                    f"--gather-mib {args.gather_mib}")
+    return None
 
 
 def _measure(row_bytes: int, args: argparse.Namespace, gen: torch.Generator, cuda: bool) -> dict:

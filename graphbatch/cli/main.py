@@ -8,6 +8,7 @@ from graphbatch.cli import (
     cluster_bench, gather_bench, lazy_bench, pipeline_bench, saint_bench, sampler_bench,
     train_bench,
 )
+from graphbatch.cli._args import run_check
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    run_check(args)
     if args.what == "sampler":
         sampler_bench.run(args)
     elif args.what == "gather":

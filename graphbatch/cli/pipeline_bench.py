@@ -14,6 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from graphbatch.cli._args import positive_int
 from graphbatch.cli.report import print_table
 from graphbatch.cli.train_bench import SAGE
 from graphbatch.datasets import NAMES, load
@@ -23,11 +24,13 @@ from graphbatch.loader import NeighborLoader
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="synthetic", choices=NAMES)
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=positive_int, default=1024)
     p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--prefetch", type=int, default=2)
-    p.add_argument("--max-batches", type=int, default=40)
+    p.add_argument("--hidden", type=positive_int, default=128)
+    p.add_argument("--prefetch", type=positive_int, default=2,
+                   help="the loader's prefetch in the run compared with none")
+    p.add_argument("--max-batches", type=positive_int, default=40,
+                   help="batches per timed epoch, at most the epoch's")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -37,9 +40,9 @@ def _sync(device: torch.device) -> None:
 
 
 def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged: bool) -> dict:
-    """One (truncated) epoch. ``staged`` runs the loader's stages one by one in the loop
-    (sample, gather, copy to the device), timing each; otherwise the loader runs them in
-    its prefetch threads and the loop times its waits."""
+    """One epoch, truncated to ``max_batches``. ``staged`` runs the loader's stages one by
+    one in the loop (sample, gather, copy to the device), timing each; otherwise the
+    loader runs them in its prefetch threads and the loop times its waits."""
     t = dict(sample=0.0, gather=0.0, transfer=0.0, train=0.0, wait=0.0, batches=0)
     if staged:
         loader.batches.new_epoch()
@@ -50,7 +53,11 @@ def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged:
     for _ in range(max_batches):
         w0 = time.perf_counter()
         if staged:
-            sampled = loader.collate_fn(next(items))  # ids only: (SampledSubgraph, input_id)
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            sampled = loader.collate_fn(item)  # ids only: (SampledSubgraph, input_id)
             w1 = time.perf_counter()
             batch = loader.filter_fn(*sampled)
             w2 = time.perf_counter()

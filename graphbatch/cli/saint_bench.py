@@ -8,6 +8,7 @@ from statistics import median
 
 import torch
 
+from graphbatch.cli._args import positive_int
 from graphbatch.cli.report import print_table
 from graphbatch.cli.sampler_bench import pyg_backend
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
@@ -19,19 +20,23 @@ from graphbatch.sampling.saint_norm import estimate
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-nodes", type=int, default=1_000_000)
-    p.add_argument("--num-pairs", type=int, default=10_000_000)
-    p.add_argument("--num-features", type=int, default=100)
-    p.add_argument("--node-budget", type=int, default=8000, help="node sampler batch_size")
-    p.add_argument("--edge-budget", type=int, default=4000, help="edge sampler batch_size")
-    p.add_argument("--roots", type=int, default=3000, help="random-walk sampler batch_size")
-    p.add_argument("--walk-length", type=int, default=2)
+    p.add_argument("--num-nodes", type=positive_int, default=1_000_000)
+    p.add_argument("--num-pairs", type=positive_int, default=10_000_000)
+    p.add_argument("--num-features", type=positive_int, default=100)
+    p.add_argument("--node-budget", type=positive_int, default=8000,
+                   help="node sampler batch_size")
+    p.add_argument("--edge-budget", type=positive_int, default=4000,
+                   help="edge sampler batch_size")
+    p.add_argument("--roots", type=positive_int, default=3000,
+                   help="random-walk sampler batch_size")
+    p.add_argument("--walk-length", type=positive_int, default=2)
     p.add_argument("--steps", type=int, default=200, help="timed subgraphs per sampler and round")
     p.add_argument("--rounds", type=int, default=3,
                    help="rounds per sampler, graphbatch then PyG in each; medians are reported, "
                         "so that the machine's drift over a run moves both sides alike")
-    p.add_argument("--coverage", type=int, default=10, help="sample_coverage for pre-sampling")
-    p.add_argument("--prefetch-threads", type=int, default=2,
+    p.add_argument("--coverage", type=positive_int, default=10,
+                   help="sample_coverage for pre-sampling")
+    p.add_argument("--prefetch-threads", type=positive_int, default=2,
                    help="the loaders' prefetch_threads (threads making whole subgraphs)")
     p.add_argument("--seed", type=int, default=0)
 

@@ -7,11 +7,13 @@ backend (pyg-lib or torch-sparse) is importable, PyG's NeighborLoader on the sam
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 
+from graphbatch.cli._args import add_check, nonnegative_int, positive_int
 from graphbatch.cli.report import print_table
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
 from graphbatch.graph import CSRGraph
@@ -93,15 +95,28 @@ def pyg_backend() -> str | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-nodes", type=int, default=1_000_000)
-    p.add_argument("--num-pairs", type=int, default=10_000_000)
-    p.add_argument("--num-features", type=int, default=100)
+    p.add_argument("--num-nodes", type=positive_int, default=1_000_000)
+    p.add_argument("--num-pairs", type=positive_int, default=10_000_000)
+    p.add_argument("--num-features", type=positive_int, default=100)
     p.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--num-seeds", type=int, default=100_000)
-    p.add_argument("--batches", type=int, default=30, help="timed batches per measurement")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=1024)
+    p.add_argument("--num-seeds", type=positive_int, default=100_000)
+    p.add_argument("--batches", type=positive_int, default=30,
+                   help="timed batches per measurement")
+    p.add_argument("--warmup", type=nonnegative_int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    add_check(p, _check)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    # Each measurement takes its batches from one epoch over the seeds.
+    seeds = min(args.num_seeds, args.num_nodes)
+    per_epoch = math.ceil(seeds / args.batch_size)
+    if per_epoch < args.warmup + args.batches:
+        return (f"--num-seeds {args.num_seeds} (of --num-nodes {args.num_nodes}) in batches of "
+                f"--batch-size {args.batch_size} give {per_epoch} batches, fewer than "
+                f"--warmup {args.warmup} + --batches {args.batches}")
+    return None
 
 
 def run(args: argparse.Namespace) -> list[dict]:

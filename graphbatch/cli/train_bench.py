@@ -17,6 +17,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import SAGEConv
 from tqdm import tqdm
 
+from graphbatch.cli._args import nonnegative_int, positive_int
 from graphbatch.cli.report import peak_rss_mib, print_table
 from graphbatch.datasets import NAMES, load
 from graphbatch.graph import CSRGraph
@@ -56,12 +57,12 @@ LOADERS: dict[str, LoaderFactory] = {"neighbor": _neighbor}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", nargs="+", default=["synthetic"], choices=NAMES)
     p.add_argument("--sampler", nargs="+", default=["neighbor"], choices=list(LOADERS))
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=1024)
     p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=positive_int, default=128)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--num-workers", type=nonnegative_int, default=0)
     p.add_argument("--seed", type=int, default=0)
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from graphbatch.datasets import shared_datasets
+from graphbatch.datasets.catalog import no_shared_datasets_reason, shared_datasets
 
 
 def random_edge_index(
@@ -130,6 +130,4 @@ def val_test_accuracy(pred: torch.Tensor, y: torch.Tensor, masks) -> tuple[float
 
 #: Marks tests that train on the real datasets of ``../shared/datasets``.
 needs_datasets = pytest.mark.skipif(
-    shared_datasets() is None,
-    reason="raw datasets not found: set GRAPHBATCH_SHARED_DATASETS or put shared/ beside the repo",
-)
+    shared_datasets() is None, reason=no_shared_datasets_reason())

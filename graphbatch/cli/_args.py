@@ -35,8 +35,9 @@ nonnegative_int = int_at_least(0)
 
 
 def add_check(parser: argparse.ArgumentParser, check: Check) -> None:
-    """Has :func:`run_check` apply ``check`` to what ``parser`` parsed. A subcommand's
-    check replaces its parent command's (argparse lets subparser defaults win)."""
+    """Has :func:`run_check` apply ``check`` to what ``parser`` parsed. The check is a
+    parser default, so a subcommand's replaces its parent command's, and a subcommand
+    without one inherits its parent's: ``graphbatch bench`` itself has none."""
     parser.set_defaults(_check=(parser, check))
 
 

@@ -4,6 +4,10 @@ loader.data.x`` for layer-wise inference, new or edited tables), numpy tables, a
 loaders' ``dataset``."""
 from __future__ import annotations
 
+import pickle
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +18,7 @@ from graphbatch import (
     ClusterData, ClusterLoader, FeatureStore, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler,
     NeighborLoader,
 )
+from graphbatch.loader import base
 
 N = 300
 
@@ -41,6 +46,38 @@ def cluster(d: Data, **kw) -> ClusterLoader:
 
 LOADERS = {"neighbor": neighbor, "saint": saint}
 ALL_LOADERS = {**LOADERS, "cluster": cluster}
+
+
+def check_batch(batch: Data, d: Data) -> None:
+    """``batch`` against ``d`` as it is now, as PyG makes it: node attributes are
+    ``d[key][n_id]``, edge attributes ``d[key][e_id]``, others passed whole, and nothing
+    ``d`` lacks."""
+    n_id, e_id = batch.n_id, batch.e_id
+    for key, value in d:
+        if key in ("edge_index", "num_nodes"):
+            continue
+        value = torch.as_tensor(value)
+        if value.dim() > 0 and value.size(0) == d.num_nodes:
+            expected = value[n_id]
+        elif value.dim() > 0 and value.size(0) == d.num_edges:
+            expected = value[e_id]
+        else:
+            expected = value
+        assert key in batch, f"batch lacks {key!r}"
+        assert isinstance(batch[key], torch.Tensor), f"{key!r} is a {type(batch[key]).__name__}"
+        assert torch.equal(batch[key], expected), f"{key!r} differs from data's"
+    for key in ("x", "z", "edge_attr"):
+        assert (key in batch) == (key in d), f"{key!r} in batch: {key in batch}, in data: {key in d}"
+
+
+def check_epoch(loader, step: str) -> None:
+    batches = list(loader)
+    assert batches, step
+    for batch in batches:
+        try:
+            check_batch(batch, loader.data)
+        except AssertionError as exc:
+            raise AssertionError(f"after {step}: {exc}") from None
 
 
 # ------------------------------------------------------------------- attribute sizes
@@ -96,6 +133,127 @@ def test_user_store_table_replaces_a_wrong_sized_attribute(data):
     data.x = torch.randn(N - 1, 4)
     batch = next(iter(neighbor(data, node_store=FeatureStore({"x": x}))))
     assert torch.equal(batch.x, x[batch.n_id])
+
+
+# ------------------------------------------------------------- data read at batch time
+
+
+MODES = {
+    "prefetch0": dict(prefetch=0),
+    "prefetch2": dict(),
+    "workers2-prefetch0": dict(num_workers=2, prefetch=0),
+    "workers2": dict(num_workers=2),
+    "workers2-filter_per_worker": dict(num_workers=2, filter_per_worker=True),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", LOADERS)
+def test_batches_follow_data(data, kind, mode):
+    """Each change to ``loader.data`` between epochs shows in the next epoch's batches,
+    whichever thread or worker makes them."""
+    loader = LOADERS[kind](data, **MODES[mode])
+    check_epoch(loader, "construction")
+    loader.data.x.mul_(2)
+    check_epoch(loader, "x.mul_(2)")
+    loader.data.x = torch.randn(N, 5)
+    check_epoch(loader, "a new x")
+    del loader.data.x
+    check_epoch(loader, "del x")
+    big = torch.randn(5, N)
+    data.x = big.t()  # not contiguous: the store gathers from a copy
+    data.z = torch.randn(N, 3)
+    check_epoch(loader, "a non-contiguous x and a new z")
+    big.add_(1)
+    check_epoch(loader, "an in-place write to the non-contiguous x")
+    data.edge_attr = torch.randn(data.num_edges, 2)
+    del data.weight
+    check_epoch(loader, "a new edge_attr, del weight")
+
+
+@pytest.mark.parametrize("kind", LOADERS)
+def test_unchanged_data_keeps_the_stores(data, kind):
+    """No rebuild while ``data`` is unchanged; a change rebuilds only the store it
+    touches."""
+    loader = LOADERS[kind](data)
+    nodes, edges = loader.node_store, loader.edge_store
+    for _ in range(2):
+        list(loader)
+    assert loader.node_store is nodes and loader.edge_store is edges
+    data.x.add_(1)  # the store reads x's memory itself: nothing to rebuild
+    check_epoch(loader, "x.add_(1)")
+    assert loader.node_store is nodes
+    data.x = torch.randn(N, 2)
+    check_epoch(loader, "a new x")
+    assert loader.node_store is not nodes and loader.edge_store is edges
+    assert loader.node_store["x"].data_ptr() == data.x.data_ptr()
+
+
+def test_producer_threads_rebuild_once(data, monkeypatch):
+    """Both prefetch threads see the change; one rebuilds, the other waits for it."""
+    loader = neighbor(data, prefetch_threads=2)
+    builds = []
+    build = base.DataStores.build
+
+    def slow_build(self, d, old):
+        builds.append(threading.get_ident())
+        time.sleep(0.05)  # both threads find the stores stale before the first is done
+        return build(self, d, old)
+
+    monkeypatch.setattr(base.DataStores, "build", slow_build)
+    data.x = torch.randn(N, 3)
+    check_epoch(loader, "a new x")
+    assert len(builds) == 1
+
+
+@pytest.mark.parametrize("kind", LOADERS)
+def test_pickled_loader_follows_its_data(data, kind):
+    """Spawn and forkserver workers (used where fork is unsafe: see graphbatch._numba)
+    get the loader pickled: there its stores still match its data (no rebuild), and
+    follow it."""
+    loader = LOADERS[kind](data)
+    big = torch.randn(5, N)
+    data.x = big.t()  # a copied table: its version is watched
+    list(loader)
+    clone = pickle.loads(pickle.dumps(loader.collate_fn)).__self__
+    stores = clone.stores.state
+    assert clone.stores.current(clone.data) is stores
+    batch = clone.filter_fn(*clone.collate_fn(next(iter(clone.batches))))
+    check_batch(batch, clone.data)
+    del clone.data.x
+    batch = clone.filter_fn(*clone.collate_fn(next(iter(clone.batches))))
+    check_batch(batch, clone.data)
+    big.add_(1)  # the loader's copy is stale when pickled: the clone rebuilds
+    clone = pickle.loads(pickle.dumps(loader.collate_fn)).__self__
+    batch = clone.filter_fn(*clone.collate_fn(next(iter(clone.batches))))
+    check_batch(batch, clone.data)
+    assert torch.equal(batch.x, big.t()[batch.n_id])
+
+
+def test_given_stores_stay_as_given(data):
+    """A user's node_store is not rebuilt from data: its tables are what batches carry."""
+    store = FeatureStore({"x": data.x.clone()})
+    loader = neighbor(data, node_store=store)
+    del data.x
+    batch = next(iter(loader))
+    assert loader.node_store is store
+    assert torch.equal(batch.x, store["x"][batch.n_id])
+
+
+def test_wrong_sized_replacement_raises_when_batches_are_made(data):
+    loader = neighbor(data)
+    data.x = torch.randn(N + 1, 4)
+    with pytest.raises(ValueError, match=rf"'x'.*\b{N + 1}\b"):
+        next(iter(loader))
+
+
+def test_replaced_data_object_is_followed(data):
+    """``loader.data = other`` (same graph): batches are made from ``other``."""
+    loader = saint(data)
+    other = data.clone()
+    other.x = torch.randn(N, 6)
+    loader.data = other
+    check_epoch(loader, "loader.data replaced")
 
 
 # ------------------------------------------------------------------------ numpy tables

@@ -10,7 +10,9 @@ batches add (:meth:`BatchLoader.decorate`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Optional, Union
+import copy
+import threading
+from typing import Any, Callable, Collection, NamedTuple, Optional, Union
 
 import numba
 import numpy as np
@@ -21,6 +23,7 @@ from torch_geometric.data import Data
 from graphbatch import _numba
 from graphbatch._validate import check_positive_int
 from graphbatch.features import FeatureStore
+from graphbatch.features.store import data_tables
 from graphbatch.graph import CSRGraph
 from graphbatch.loader.assemble import assemble
 from graphbatch.loader.batches import ItemDataset, SeededBatches
@@ -86,6 +89,160 @@ def check_attribute_rows(data: Data, num_nodes: int, num_edges: int,
             )
 
 
+#: A default store's tables: name -> (data's array it holds, the array's ``_version``
+#: where the store holds a copy, whose in-place writes it would miss; else None).
+Sources = dict[str, tuple[Any, Optional[int]]]
+
+
+def _unwritten(value: Any, version: Optional[int]) -> bool:
+    """Whether a store's copy of ``value``, made at ``version``, is still current (None:
+    the store reads value's memory itself)."""
+    return version is None or value._version == version
+
+
+def _same_tables(sources: Sources, tables: dict[str, Any]) -> bool:
+    """Whether ``tables`` (name -> data's array) are those a store was built from."""
+    return sources.keys() == tables.keys() and all(
+        tables[name] is value and _unwritten(value, version)
+        for name, (value, version) in sources.items())
+
+
+class _Stores(NamedTuple):
+    """A loader's feature stores and what of ``data`` they were made from."""
+
+    #: The node and the edge store.
+    stores: tuple[FeatureStore, FeatureStore]
+    #: Their tables' sources; None for a store the user gave.
+    sources: tuple[Optional[Sources], Optional[Sources]]
+    #: data's attribute names then: one added or deleted calls for a rebuild.
+    keys: frozenset[str]
+    #: data's array attributes then, by identity: one replaced calls for a rebuild.
+    arrays: tuple[tuple[str, Any], ...]
+
+    @property
+    def node(self) -> FeatureStore:
+        return self.stores[0]
+
+    @property
+    def edge(self) -> FeatureStore:
+        return self.stores[1]
+
+    def fresh(self, attrs: dict[str, Any]) -> bool:
+        """Whether these stores still serve ``attrs`` (data's attributes now)."""
+        return (attrs.keys() == self.keys
+                and all(attrs.get(name) is value for name, value in self.arrays)
+                and all(_unwritten(value, version) for tables in self.sources if tables
+                        for value, version in tables.values()))
+
+
+class DataStores:
+    """The node and edge :class:`FeatureStore` a loader gathers from, kept as ``data`` is.
+
+    PyG reads ``loader.data`` as it makes each batch: ``del loader.data.x`` (layer-wise
+    inference), a new ``loader.data.x`` or a new attribute shows in the next batches.
+    So do they here. A store the user gave is used as given. A default store holds
+    data's tables (:func:`~graphbatch.features.store.data_tables`; numpy arrays only
+    where it reads them in place) and is rebuilt once data no longer holds what it was
+    built from: an attribute added, deleted or replaced (by identity), or an in-place
+    write (``Tensor._version``) to a table the store had to copy (a non-contiguous
+    one); writes to a table it reads in place need nothing. A rebuild checks data again
+    (:func:`check_attribute_rows`) and keeps a store whose tables did not change, with
+    its reused buffers.
+
+    :meth:`current` runs for every batch, in the threads that make them; while nothing
+    changed it costs a dict copy and an identity compare per array attribute. The first
+    thread to find a change rebuilds under a lock; the others wait and take its stores.
+    A batch keeps the data it was made from: those made ahead (``prefetch``) before a
+    change, and those of worker processes with ``filter_per_worker``, which gather from
+    their copy of the loader, taken when they start: each epoch, or once with
+    ``persistent_workers`` (as in PyG, such workers do not see later changes).
+
+    Args:
+        data: the graph's attributes.
+        num_nodes, num_edges: the graph's counts, which node and edge tables match.
+        node_store, edge_store: the user's stores, or None for data's tables.
+    """
+
+    def __init__(self, data: Data, num_nodes: int, num_edges: int,
+                 node_store: Optional[FeatureStore] = None,
+                 edge_store: Optional[FeatureStore] = None) -> None:
+        self.num_nodes = num_nodes
+        self.num_edges = num_edges
+        self.given = (node_store, edge_store)
+        self._lock = threading.Lock()
+        self.state = self.build(data, None)
+
+    def current(self, data: Data) -> _Stores:
+        """The stores for ``data`` as it is now; rebuilds them if it changed."""
+        state = self.state
+        if state.fresh(data._store.to_dict()):  # a copy: the training loop may edit data
+            return state
+        with self._lock:
+            if not self.state.fresh(data._store.to_dict()):
+                self.state = self.build(data, self.state)
+            return self.state
+
+    def build(self, data: Data, old: Optional[_Stores]) -> _Stores:
+        """The stores for ``data`` as it is now, checked as when the loader was built;
+        those of ``old`` whose tables did not change are kept."""
+        data = copy.copy(data)  # one state throughout, whatever the training loop does
+        given = {name for store in self.given if store is not None for name in store.names}
+        check_attribute_rows(data, self.num_nodes, self.num_edges, given)
+        previous = zip(old.stores, old.sources) if old is not None else [(None, None)] * 2
+        stores, sources = zip(*(
+            self._store(data, kind, rows, given_store, *prev)
+            for kind, rows, given_store, prev in zip(
+                ("node", "edge"), (self.num_nodes, self.num_edges), self.given, previous)))
+        attrs = data._store.to_dict()
+        arrays = tuple((key, value) for key, value in attrs.items()
+                       if isinstance(value, (Tensor, np.ndarray)))
+        return _Stores(stores, sources, frozenset(attrs), arrays)
+
+    def _store(self, data: Data, kind: str, rows: int, given: Optional[FeatureStore],
+               old: Optional[FeatureStore], old_sources: Optional[Sources],
+               ) -> tuple[FeatureStore, Optional[Sources]]:
+        """The ``kind`` store for ``data`` and its sources: ``given`` if the user gave
+        one, else data's tables (``old`` if they did not change)."""
+        if given is not None:
+            return given, None
+        # A numpy array the store would copy is left to assemble, which indexes it:
+        # numpy keeps no version that would tell of in-place writes to it.
+        tables = {name: value for name, value in
+                  data_tables(data, kind, self.num_nodes, self.num_edges).items()
+                  if isinstance(value, Tensor) or value.flags.c_contiguous}
+        if old_sources is not None and _same_tables(old_sources, tables):
+            return old, old_sources
+        store = FeatureStore(tables, num_rows=rows or None)
+        return store, {
+            name: (value, value._version if isinstance(value, Tensor)
+                   and store[name].data_ptr() != value.data_ptr() else None)
+            for name, value in tables.items()
+        }
+
+    def __getstate__(self) -> dict:
+        # Pickled with the loader into spawn and forkserver workers. A lock is not
+        # picklable, and an unpickled tensor starts at another ``_version``: each copied
+        # table's version travels as whether the copy was current, and is taken again
+        # from the unpickled tensor, or set to -1 (no version) so that the worker rebuilds.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["state"] = self.state._replace(sources=tuple(
+            None if tables is None else
+            {name: (value, None if version is None else value._version == version)
+             for name, (value, version) in tables.items()}
+            for tables in self.state.sources))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["state"] = state["state"]._replace(sources=tuple(
+            None if tables is None else
+            {name: (value, None if current is None else value._version if current else -1)
+             for name, (value, current) in tables.items()}
+            for tables in state["state"].sources))
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
 class _SingleNumbaThread:
     """Worker init: one kernel thread per worker, then the user's ``worker_init_fn``.
 
@@ -117,8 +274,9 @@ class BatchLoader(torch.utils.data.DataLoader):
             features are gathered in the main process, in the prefetch threads, into
             reused buffers or straight onto ``device``.
         node_store, edge_store: :class:`~graphbatch.features.FeatureStore` of node and
-            edge tables (memory-mapped, half precision, ...); by default the tensor
-            attributes of ``data``. Their tables become batch attributes of those names.
+            edge tables (memory-mapped, half precision, ...), used as given; their tables
+            become batch attributes of those names. By default, data's node and edge
+            tables, followed as ``data`` changes (:class:`DataStores`).
         device: where batches arrive; on CUDA, node features are read by the GPU from
             pinned host memory (zero-copy).
         prefetch: batches kept ready by background threads (0: none, batches are
@@ -157,17 +315,15 @@ class BatchLoader(torch.utils.data.DataLoader):
         self.filter_per_worker = bool(filter_per_worker)
         self.prefetch = prefetch
         self.device = torch.device(device) if device is not None else None
-        self.node_store = FeatureStore.from_data(data, "node") if node_store is None else node_store
-        self.edge_store = FeatureStore.from_data(data, "edge") if edge_store is None else edge_store
-        for name, store, rows in (("node_store", self.node_store, graph.num_nodes),
-                                  ("edge_store", self.edge_store, graph.num_edges)):
+        for name, store, rows in (("node_store", node_store, graph.num_nodes),
+                                  ("edge_store", edge_store, graph.num_edges)):
+            if store is None:
+                continue
             if not isinstance(store, FeatureStore):
                 raise TypeError(f"{name} must be a FeatureStore, got {type(store).__name__}")
             if store.names and store.num_rows != rows:
                 raise ValueError(f"{name} has {store.num_rows} rows, the graph {rows}")
-        given = {name for store in (node_store, edge_store) if store is not None
-                 for name in store.names}
-        check_attribute_rows(data, graph.num_nodes, graph.num_edges, given)
+        self.stores = DataStores(data, graph.num_nodes, graph.num_edges, node_store, edge_store)
 
         if kwargs.get("num_workers", 0) > 0:
             for obj in shared:
@@ -180,6 +336,16 @@ class BatchLoader(torch.utils.data.DataLoader):
                 kwargs["multiprocessing_context"] = "forkserver"
         super().__init__(ItemDataset(batches.num_inputs), batch_size=None, sampler=batches,
                          collate_fn=self.collate_fn, **kwargs)
+
+    @property
+    def node_store(self) -> FeatureStore:
+        """The node tables batches are gathered from, for ``data`` as it is now."""
+        return self.stores.current(self.data).node
+
+    @property
+    def edge_store(self) -> FeatureStore:
+        """The edge tables batches are gathered from, for ``data`` as it is now."""
+        return self.stores.current(self.data).edge
 
     def sample(self, item: tuple) -> tuple[SampledSubgraph, Any]:
         """Samples the ids of batch ``item`` (from :class:`SeededBatches`); returns them
@@ -201,7 +367,8 @@ class BatchLoader(torch.utils.data.DataLoader):
     def filter_fn(self, out: SampledSubgraph, meta: Any,
                   device: Optional[torch.device] = None) -> Data:
         """Joins the sampled ids with the graph's attributes into a ``Data`` batch."""
-        batch = assemble(self.data, out, self.node_store, self.edge_store, device)
+        stores = self.stores.current(self.data)
+        batch = assemble(self.data, out, stores.node, stores.edge, device)
         self.decorate(batch, out, meta, device)
         return batch if self.transform is None else self.transform(batch)
 

@@ -61,7 +61,8 @@ class BufferPool:
         capacity: buffers kept for reuse; more live batches than that get buffers of
             their own, freed as usual.
         register: called once on each new buffer (``[nbytes]`` uint8), e.g. to pin it
-            in place for CUDA; its result is kept alive with the buffer.
+            in place for CUDA; its result is kept alive while the pool keeps the buffer
+            or a tensor uses it.
     """
 
     def __init__(self, capacity: int = 6, register: Optional[Callable[[np.ndarray], object]] = None):
@@ -96,8 +97,11 @@ class BufferPool:
             pooled = any(s is slot for s in self._buffers)
             if pooled:
                 slot[2] = weakref.ref(view)
-        if not pooled and slot[1] is not None:
-            weakref.finalize(view, lambda registration: None, slot[1])  # lives as long as the view
+        if slot[1] is not None:
+            # The registration lives as long as the view too, not only as long as the
+            # pool: a batch may outlive its store, and unpinning memory that an
+            # asynchronous copy to the GPU may still be reading is undefined.
+            weakref.finalize(view, lambda registration: None, slot[1])
         tensor = torch.from_numpy(view)
         return tensor if typed is not None else tensor.view(dtype).view(shape)
 

@@ -6,6 +6,12 @@ still registered cannot be registered again (``cudaErrorHostMemoryAlreadyRegiste
 one that was released can. A failed CUDA runtime call leaves its error pending until the
 next kernel launch reports it, so every test ends by draining that error (see
 ``_drain_cuda_error``) so it cannot surface in an unrelated later test.
+
+Stream ordering is checked without synchronizing in between: one stream is held up with
+``torch.cuda._sleep`` and the other reads at once into a device buffer, checked only at
+the end, so work put on the wrong stream, or a missing wait, reads unwritten memory.
+(Comparing with ``torch.equal`` right away would synchronize and hide both.)
+``test_cuda_mocked.py`` checks the same orderings on the CPU with fake streams.
 """
 from __future__ import annotations
 
@@ -19,8 +25,12 @@ from torch_geometric.data import Data
 from conftest import make_graph
 from graphbatch import NeighborLoader
 from graphbatch.features import FeatureStore
+from graphbatch.loader.prefetch import Prefetcher
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+#: GPU clock cycles a stream is held up for: about 50 ms at 1.5 to 2 GHz, far longer than
+#: the host takes to queue the work that must wait for it (or wrongly does not).
+_SLEEP_CYCLES = 100_000_000
 
 
 def _drain_cuda_error() -> None:
@@ -157,15 +167,21 @@ def test_cpu_and_device_gathers_mix():
 
 
 def test_gather_on_a_side_stream():
+    """The gather runs on the current stream: issued on a side stream while the default
+    stream is held up, it is complete when the side stream alone has finished (work put
+    on the default stream would still be waiting)."""
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(20_000, 32, generator=gen)
     store = FeatureStore({"x": x})
     ids = torch.randint(0, x.size(0), (50_000,), generator=gen)
+    store.gather("x", ids[:1], device="cuda")  # pins now: registering may synchronize
+    torch.cuda.synchronize()
     side = torch.cuda.Stream()
+    torch.cuda._sleep(_SLEEP_CYCLES)  # on the default stream
     with torch.cuda.stream(side):
         out = store.gather("x", ids, device="cuda")
-    side.synchronize()
-    assert torch.equal(out.cpu(), x[ids])
+        got = out.cpu()  # copied on the side stream, which alone is synchronized
+    assert torch.equal(got, x[ids])
     store.release()
 
 
@@ -211,23 +227,37 @@ def test_two_stores_over_one_tensor():
     assert torch.equal(a.gather("x", ids, device="cuda").cpu(), x[ids])
     assert torch.equal(b.gather("x", ids, device="cuda").cpu(), x[ids])
     a.release()
+    assert not _can_register(x), "releasing one store unpinned the other's table"
     assert torch.equal(b.gather("x", ids, device="cuda").cpu(), x[ids])
     b.release()
     assert _can_register(x)
 
 
 def test_pinned_cpu_buffers_are_released_with_the_store():
+    """A pinned store's pool buffers are registered, stay so while the store or a batch
+    in them lives (``release()`` unpins the tables only), and are unregistered once
+    neither does."""
     x = torch.randn(300_000, 16)
     store = FeatureStore({"x": x}, pin=True)
     out = store.gather("x", torch.arange(200_000))  # pooled buffer, registered for CUDA
     assert torch.equal(out, x[:200_000])
+    # The buffer's whole range, held mapped by the test (the pool tracks only the views
+    # it hands out), so that it can be probed after the pool and the batch are gone.
+    raw = next(slot[0] for slot in store._pool._buffers
+               if slot[0].ctypes.data == out.data_ptr())
+    memory = torch.from_numpy(raw)
+    assert not _can_register(memory), "the pool buffer was not pinned"
     moved = out.to("cuda", non_blocking=True)
     torch.cuda.synchronize()
     assert torch.equal(moved.cpu(), x[:200_000])
-    del store, out
+    store.release()
+    assert not _can_register(memory), "release() unpinned a buffer the pool reuses"
+    del store
     gc.collect()
-    _drain_cuda_error()
-    assert torch.ones(1, device="cuda").item() == 1  # no pending error left behind
+    assert not _can_register(memory), "a buffer was unpinned while a batch in it lives"
+    del out, moved
+    gc.collect()
+    assert _can_register(memory), "the buffer stayed pinned after the store and its batch"
 
 
 # --------------------------------------------------------------------------- loader
@@ -278,7 +308,9 @@ def test_loader_on_device_half_precision_store(data):
     store = FeatureStore.from_data(data, "node", dtype=torch.float16)
     loader = NeighborLoader(data, [10, 5], batch_size=128, node_store=store, device="cuda")
     x_half = data.x.half().cuda()
-    for b in _epoch(loader, seed=8):
+    batches = _epoch(loader, seed=8)
+    assert len(batches) == len(loader) > 0
+    for b in batches:
         assert b.x.is_cuda and b.x.dtype == torch.float16
         assert torch.equal(b.x, x_half[b.n_id])
     store.release()
@@ -294,35 +326,59 @@ def test_two_loaders_over_one_data_on_device(data):
     x = data.x.cuda()
     for _ in range(2):
         for loader in (train, evaluate):
+            seen = 0
             for b in loader:
                 assert torch.equal(b.x, x[b.n_id])
+                seen += b.batch_size
+            assert seen == int(loader.input_nodes.numel()) > 0
     for loader in (train, evaluate):
         loader.node_store.release()
         loader.edge_store.release()
 
 
-def test_prefetch_side_stream_while_default_stream_is_busy(data):
-    """Batches built on the prefetch thread's stream, consumed while the default stream
-    runs long kernels: every batch reads correctly, then and at the end."""
-    x = data.x.cuda()
-    edge_attr = data.edge_attr.cuda()
-    a = torch.randn(2048, 2048, device="cuda")
-    loader = NeighborLoader(data, [10, 5], batch_size=64, shuffle=True, device="cuda", prefetch=4)
-    torch.manual_seed(9)
-    kept = []
-    for ep in range(2):
-        for b in loader:
-            busy = a
-            for _ in range(4):  # keep the default stream busy
-                busy = busy @ a
-                busy = busy / busy.norm()
-            assert torch.equal(b.x, x[b.n_id])
-            assert torch.equal(b.edge_attr, edge_attr[b.e_id])
-            b.x.mul_(1.0)  # consumer work on the batch itself
-            kept.append(b)
+def _prefetch_mismatches(slow: str) -> list[int]:
+    """Batches gathered on the prefetch threads' side streams and read by the consumer
+    on its stream at once, without synchronizing, each dropped right after so its
+    memory can be reused; ``slow`` ("producer" or "consumer") is the stream held up
+    before each batch's work. Returns each batch's count of wrong entries, read after
+    everything has run."""
+    gen = torch.Generator().manual_seed(10)
+    x = torch.randn(50_000, 32, generator=gen)
+    device = torch.device("cuda")
+    store = FeatureStore({"x": x})
+    reference = x.to(device)
+    n = 16
+    # Equal sizes, so a freed batch's blocks fit the next batches exactly.
+    ids = [torch.randint(0, x.size(0), (20_000,), generator=gen).to(device) for _ in range(n)]
+    store.gather_unchecked("x", ids[0], device)  # pins now: registering may synchronize
     torch.cuda.synchronize()
-    for b in kept:
-        assert torch.equal(b.x, x[b.n_id])
-        assert torch.equal(b.y, data.y.cuda()[b.n_id])
-    loader.node_store.release()
-    loader.edge_store.release()
+
+    def produce(i: int) -> Data:
+        if slow == "producer":
+            torch.cuda._sleep(_SLEEP_CYCLES)  # on the side stream: the gather lands late
+        return Data(x=store.gather_unchecked("x", ids[i], device), n_id=ids[i])
+
+    mismatches = torch.zeros(n, dtype=torch.int64, device=device)
+    loader = Prefetcher(iter(range(n)), produce, depth=4, device=device, length=n, threads=2)
+    for i, batch in enumerate(loader):
+        if slow == "consumer":
+            torch.cuda._sleep(_SLEEP_CYCLES)  # the read below runs late
+        mismatches[i] = (batch.x != reference[batch.n_id]).sum()
+        del batch  # its blocks are free for the next batches' allocations
+    torch.cuda.synchronize()
+    store.release()
+    return mismatches.tolist()
+
+
+def test_prefetch_consumer_waits_for_the_side_stream():
+    """The consumer's stream waits for each batch's work on the side stream: with that
+    stream held up before each gather, a read queued at once still sees the rows."""
+    assert _prefetch_mismatches("producer") == [0] * 16
+
+
+def test_prefetch_batch_memory_is_not_reused_while_the_consumer_reads():
+    """A batch dropped by the consumer before its stream has read it is not handed to
+    the side stream's next allocations (``record_stream``): with the consumer's stream
+    held up before each read, the later batches, gathered at once into freed blocks,
+    would overwrite it first."""
+    assert _prefetch_mismatches("consumer") == [0] * 16

@@ -7,6 +7,9 @@ preferred. The ``tbb`` wheel ships ``libtbb.so.12`` in ``<prefix>/lib``, which t
 dynamic loader does not search; loading it by path with ``RTLD_GLOBAL`` first lets
 numba's TBB pool resolve it.
 
+The pool is started at import, so that the thread that forks DataLoader workers (the
+main thread) is the one TBB knows how to fork from.
+
 Where TBB cannot be loaded, OpenMP is used and :data:`FORK_SAFE` is False: loaders
 then start their workers with the ``forkserver`` context instead of ``fork``.
 ``GRAPHBATCH_THREADING_LAYER`` overrides the choice (``tbb``, ``omp`` or ``workqueue``).
@@ -54,5 +57,10 @@ def _choose_layer() -> str:
 
 THREADING_LAYER: str = _choose_layer()
 numba.config.THREADING_LAYER = THREADING_LAYER
+# Starts the pool now, in the importing (main) thread. TBB stops its pool before a
+# fork and restarts it after only when the forking thread is the one that started it;
+# left to the first kernel, that is often a prefetch thread, and every later epoch's
+# worker fork from the main thread warned that TBB may be broken in the child.
+numba.get_num_threads()
 #: Whether forked DataLoader workers may run parallel kernels after the parent has.
 FORK_SAFE: bool = THREADING_LAYER == "tbb"

@@ -22,9 +22,9 @@ kernel, numpy rather than torch for views).
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
-import weakref
 from typing import Any, Callable, Iterator, Optional
 
 import numba
@@ -34,9 +34,13 @@ import torch
 DEFAULT_THREADS = 2
 _END = object()
 _POLL_S = 0.1
-#: Prefetchers whose threads may still run. At exit they are stopped and joined: a
-#: daemon thread killed inside a TBB kernel aborts the interpreter.
-_LIVE: "weakref.WeakSet[Prefetcher]" = weakref.WeakSet()
+#: Producer threads that may still run, by the state they share, whoever still holds
+#: their prefetcher: one abandoned mid-epoch (``break``, ``next(iter(loader))``, an
+#: exception or Ctrl-C in the loop body) is stopped by its finalizer, and any left at
+#: interpreter exit are stopped and joined then. A producer still running when the
+#: interpreter finalizes dies inside libtorch and aborts the process.
+_RUNNING: dict[int, tuple["_Shared", list[threading.Thread]]] = {}
+_RUNNING_LOCK = threading.Lock()
 
 
 class _Failure:
@@ -153,9 +157,10 @@ class Prefetcher:
                              args=(self._shared, produce, self._device, kernel_threads))
             for i in range(threads)
         ]
+        with _RUNNING_LOCK:
+            _RUNNING[id(self._shared)] = (self._shared, self._threads)
         for thread in self._threads:
             thread.start()
-        _LIVE.add(self)
 
     def __iter__(self) -> "Prefetcher":
         return self
@@ -196,16 +201,15 @@ class Prefetcher:
         return self._length
 
     def close(self) -> None:
-        """Stops the threads (each after its current batch); batches not yet consumed
-        are dropped."""
-        self._shared.stop.set()
-        for thread in self._threads:
-            thread.join()
-        self._shared.results.clear()
+        """Stops the threads (each after its current batch) and waits for them; batches
+        not yet consumed are dropped, and the source (worker processes) is let go."""
         self._done = True
+        _stop(self._shared, self._threads)
 
     def __del__(self) -> None:
-        self._shared.stop.set()
+        # An iterator dropped mid-epoch: its producers must not outlive it.
+        if hasattr(self, "_threads"):
+            _stop(self._shared, self._threads)
 
 
 def _cuda_tensors(batch) -> list:
@@ -214,7 +218,39 @@ def _cuda_tensors(batch) -> list:
     return [v for v in values if isinstance(v, torch.Tensor) and v.is_cuda]
 
 
+def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
+    """Stops and joins ``threads``, then drops what they shared; safe to call again,
+    and from one of the threads itself (which is then not joined)."""
+    shared.stop.set()
+    current = threading.current_thread()
+    for thread in threads:
+        if thread is not current and thread.ident is not None:
+            thread.join()
+            _wait_exited(thread)
+    with _RUNNING_LOCK:
+        _RUNNING.pop(id(shared), None)
+    with shared.cond:
+        shared.results.clear()
+    shared.source = iter(())
+
+
+def _wait_exited(thread: threading.Thread, timeout_s: float = 1.0) -> None:
+    """Waits until the OS thread of a joined ``thread`` is gone (Linux).
+
+    ``join`` returns before the thread's native exit, where TBB lets go of it; a
+    DataLoader forking its workers in that window finds TBB still in use by it, cannot
+    stop TBB's pool for the fork, and warns (``Unable to join threads to shut down
+    before fork()``).
+    """
+    task = f"/proc/self/task/{thread.native_id}"
+    deadline = time.monotonic() + timeout_s
+    while os.path.exists(task) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+
+
 @atexit.register
 def _stop_all() -> None:
-    for prefetcher in list(_LIVE):
-        prefetcher.close()
+    with _RUNNING_LOCK:
+        running = list(_RUNNING.values())
+    for shared, threads in running:
+        _stop(shared, threads)

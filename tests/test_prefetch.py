@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from typing import Optional
 
 import numpy as np
 import psutil
@@ -43,6 +44,13 @@ def big() -> Data:
         edge_index=random_edge_index(n, 200_000, seed=11, skew=0.0),
         num_nodes=n,
     )
+
+
+def assert_same_batches(reference: list[Data], got: list[Data]) -> None:
+    """Equal, non-empty epochs (``zip`` alone passes on two empty ones)."""
+    assert len(reference) > 0 and len(got) == len(reference)
+    for a, b in zip(reference, got):
+        assert_same_batch(a, b)
 
 
 def assert_same_batch(a: Data, b: Data) -> None:
@@ -85,9 +93,7 @@ def test_same_batches_for_any_prefetch_depth(data):
     assert len(reference) == 13
     for depth in (1, 2, 4):
         got = epoch(NeighborLoader(data, prefetch=depth, **kwargs), seed=1)
-        assert len(got) == len(reference)
-        for a, b in zip(reference, got):
-            assert_same_batch(a, b)
+        assert_same_batches(reference, got)
         assert torch.equal(got[0].x, data.x[got[0].n_id])
 
 
@@ -97,9 +103,7 @@ def test_same_batches_with_two_workers(data):
     for depth in (0, 2):
         loader = NeighborLoader(data, prefetch=depth, num_workers=2, **kwargs)
         got = epoch(loader, seed=2)
-        assert len(got) == len(reference)
-        for a, b in zip(reference, got):
-            assert_same_batch(a, b)
+        assert_same_batches(reference, got)
 
 
 def test_same_batches_with_two_workers_filter_per_worker(data):
@@ -107,8 +111,7 @@ def test_same_batches_with_two_workers_filter_per_worker(data):
     reference = epoch(NeighborLoader(data, prefetch=0, **kwargs), seed=3)
     loader = NeighborLoader(data, prefetch=2, num_workers=2, filter_per_worker=True, **kwargs)
     got = epoch(loader, seed=3)
-    for a, b in zip(reference, got):
-        assert_same_batch(a, b)
+    assert_same_batches(reference, got)
 
 
 def test_device_cpu_is_the_default_path(data):
@@ -116,8 +119,7 @@ def test_device_cpu_is_the_default_path(data):
     reference = epoch(NeighborLoader(data, **kwargs), seed=4)
     for device in ("cpu", torch.device("cpu")):
         got = epoch(NeighborLoader(data, device=device, **kwargs), seed=4)
-        for a, b in zip(reference, got):
-            assert_same_batch(a, b)
+        assert_same_batches(reference, got)
 
 
 # --------------------------------------------------------------------------- held batches
@@ -360,6 +362,7 @@ def test_prefetcher_wait_slow_consumer_vs_slow_producer():
     waits = [q.wait_s]
     for item in q:
         waits.append(q.wait_s)
+    assert len(waits) == n + 1
     assert all(a <= b for a, b in zip(waits, waits[1:]))
     slow_wait = q.wait_s
     assert slow_wait >= 0.1 * n * delay
@@ -449,14 +452,75 @@ def test_prefetcher_bounds_items_in_flight():
     assert not any(t.is_alive() for t in p._threads)
 
 
+class _Ahead:
+    """Batches of ``nbytes`` bytes, each recording as it starts being made how many
+    batches are then ahead of the consumer (taken, not consumed, itself included)."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.prefetcher: Optional[Prefetcher] = None
+        self.started = threading.Event()
+        self.ahead: list[int] = []
+        self.making: set[int] = set()
+        self.overlapped_first = False
+        self.lock = threading.Lock()
+
+    def source(self, n: int):
+        self.started.wait()  # until self.prefetcher is set
+        yield from range(n)
+
+    def produce(self, i: int) -> torch.Tensor:
+        with self.lock:
+            self.ahead.append(i + 1 - self.prefetcher._shared.consumed)
+            if 0 in self.making:
+                self.overlapped_first = True
+            self.making.add(i)
+        time.sleep(0.01)
+        with self.lock:
+            self.making.discard(i)
+        return torch.zeros(self.nbytes, dtype=torch.uint8)
+
+    def run(self, **kwargs) -> int:
+        self.prefetcher = Prefetcher(self.source(30), self.produce, **kwargs)
+        self.started.set()
+        n = 0
+        for batch in self.prefetcher:
+            assert batch.nbytes == self.nbytes
+            time.sleep(0.02)  # a slow training step: producers run ahead
+            n += 1
+        return n
+
+
+@pytest.mark.parametrize("max_bytes, most_ahead", [(None, 5), (10_000, 5), (2_500, 2),
+                                                   (1_000, 1), (10, 1)])
+def test_prefetcher_bounds_bytes_in_flight(max_bytes, most_ahead):
+    """Batches of 1000 bytes, depth 4 and 2 threads (5 in flight by count): the bytes
+    made ahead stay within max_bytes, one batch is made ahead even when larger, and
+    the first batch is made alone (its size unknown)."""
+    ahead = _Ahead(1000)
+    assert ahead.run(depth=4, threads=2, max_bytes=max_bytes) == 30
+    assert max(ahead.ahead) == most_ahead
+    assert not ahead.overlapped_first or max_bytes is None
+
+
+def test_loader_prefetch_bytes_same_batches_and_checked(data):
+    kwargs = dict(num_neighbors=[5, 3], batch_size=32, shuffle=True)
+    reference = epoch(NeighborLoader(data, prefetch=0, **kwargs), seed=11)
+    for prefetch_bytes in (1, 1 << 20, None):
+        got = epoch(NeighborLoader(data, prefetch=3, prefetch_bytes=prefetch_bytes,
+                                   **kwargs), seed=11)
+        assert_same_batches(reference, got)
+    for bad in (0, -5, 1.5, "1M"):
+        with pytest.raises((TypeError, ValueError), match="prefetch_bytes"):
+            NeighborLoader(data, prefetch_bytes=bad, **kwargs)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_same_batches_for_any_number_of_prefetch_threads(data, threads):
     ref = epoch(NeighborLoader(data, [5, 3], batch_size=10, shuffle=True, prefetch=0), 5)
     got = epoch(NeighborLoader(data, [5, 3], batch_size=10, shuffle=True, prefetch=2,
                                prefetch_threads=threads), 5)
-    assert len(got) == len(ref)
-    for a, b in zip(ref, got):
-        assert_same_batch(a, b)
+    assert_same_batches(ref, got)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, None])
@@ -484,9 +548,7 @@ def test_memory_mapped_node_store_same_batches(data, tmp_path):
     kwargs = dict(num_neighbors=[5, 3], batch_size=32, shuffle=True)
     reference = epoch(NeighborLoader(data, **kwargs), seed=8)
     got = epoch(NeighborLoader(data, node_store=store, **kwargs), seed=8)
-    assert len(got) == len(reference)
-    for a, b in zip(reference, got):
-        assert_same_batch(a, b)
+    assert_same_batches(reference, got)
 
 
 def test_memory_mapped_node_and_edge_stores_large(big, tmp_path):
@@ -510,8 +572,7 @@ def test_edge_store_same_batches(data, tmp_path):
     kwargs = dict(num_neighbors=[5, 3], batch_size=50)
     reference = epoch(NeighborLoader(data, **kwargs), seed=10)
     got = epoch(NeighborLoader(data, edge_store=edge_store, **kwargs), seed=10)
-    for a, b in zip(reference, got):
-        assert_same_batch(a, b)
+    assert_same_batches(reference, got)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

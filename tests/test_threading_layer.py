@@ -1,21 +1,44 @@
 """The threading-layer choice: TBB by default; the OpenMP fallback still runs workers."""
+import importlib.metadata
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 import graphbatch
 import graphbatch.datasets
 
 
-def test_tbb_is_the_default_layer():
+def _tbb_wheel_installed() -> bool:
+    try:
+        importlib.metadata.distribution("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_default_layer_is_tbb_where_its_wheel_is_installed():
+    """TBB where the ``tbb`` wheel is (x86_64); elsewhere the OpenMP fallback, whose
+    loaders start workers with forkserver."""
     import numba
 
-    assert graphbatch._numba.THREADING_LAYER == "tbb"
-    assert graphbatch._numba.FORK_SAFE
     sampler = graphbatch.NeighborSampler(
         graphbatch.CSRGraph(graphbatch.datasets.planted_classes(500).edge_index), [3])
     sampler.sample([0, 1, 2])
-    assert numba.threading_layer() == "tbb"
+    expected = "tbb" if _tbb_wheel_installed() else "omp"
+    assert graphbatch._numba.THREADING_LAYER == expected
+    assert graphbatch._numba.FORK_SAFE == (expected == "tbb")
+    assert numba.threading_layer() == expected
+
+
+def test_without_tbb_the_layer_falls_back_to_openmp(monkeypatch):
+    monkeypatch.setattr(graphbatch._numba, "_preload_tbb", lambda: False)
+    monkeypatch.delenv("GRAPHBATCH_THREADING_LAYER", raising=False)
+    assert graphbatch._numba._choose_layer() == "omp"
+    monkeypatch.setenv("GRAPHBATCH_THREADING_LAYER", "tbb")
+    with pytest.raises(ImportError, match="GRAPHBATCH_THREADING_LAYER=tbb"):
+        graphbatch._numba._choose_layer()
 
 
 def _run(script: str, layer: str) -> subprocess.CompletedProcess:

@@ -27,7 +27,7 @@ from graphbatch.features.store import data_tables
 from graphbatch.graph import CSRGraph
 from graphbatch.loader.assemble import assemble
 from graphbatch.loader.batches import ItemDataset, SeededBatches
-from graphbatch.loader.prefetch import DEFAULT_THREADS, Prefetcher
+from graphbatch.loader.prefetch import DEFAULT_MAX_BYTES, DEFAULT_THREADS, Prefetcher
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 
@@ -283,6 +283,10 @@ class BatchLoader(torch.utils.data.DataLoader):
             built on demand, in the calling thread).
         prefetch_threads: background threads that make batches, each a whole batch at
             a time (with ``prefetch > 0``).
+        prefetch_bytes: bytes the batches made ahead may hold, at most (None: no
+            bound). One batch is always made ahead, whatever its size, so peak host
+            memory stays within ``max(one batch, prefetch_bytes)`` of ``prefetch=0``;
+            the first batch of an epoch is made alone, to learn the size.
         shared: objects with ``share_memory_()`` that worker processes read.
         **kwargs: further ``torch.utils.data.DataLoader`` arguments.
     """
@@ -299,6 +303,7 @@ class BatchLoader(torch.utils.data.DataLoader):
         device: Union[str, torch.device, None] = None,
         prefetch: int = 2,
         prefetch_threads: int = DEFAULT_THREADS,
+        prefetch_bytes: Optional[int] = DEFAULT_MAX_BYTES,
         shared: tuple = (),
         **kwargs: Any,
     ) -> None:
@@ -308,6 +313,8 @@ class BatchLoader(torch.utils.data.DataLoader):
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         self.prefetch_threads = check_positive_int(prefetch_threads, "prefetch_threads")
+        self.prefetch_bytes = (None if prefetch_bytes is None
+                               else check_positive_int(prefetch_bytes, "prefetch_bytes"))
         self.data = data
         self.graph = graph
         self.batches = batches
@@ -382,6 +389,9 @@ class BatchLoader(torch.utils.data.DataLoader):
 
     def __iter__(self):
         self.batches.new_epoch()
+        # Brought up to date here, once, before workers copy the loader: with
+        # filter_per_worker each worker would otherwise rebuild changed stores itself.
+        self.stores.current(self.data)
         # Made in every case: making it draws a base seed from the random generator,
         # so the epochs' seeds do not depend on how batches are made.
         it = super().__iter__()
@@ -394,7 +404,7 @@ class BatchLoader(torch.utils.data.DataLoader):
         else:
             source, produce = it, self._finish
         return Prefetcher(source, produce, self.prefetch, self.device, len(self),
-                          self.prefetch_threads)
+                          self.prefetch_threads, self.prefetch_bytes)
 
 
 class _Mapped:

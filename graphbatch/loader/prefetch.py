@@ -32,6 +32,10 @@ import torch
 
 #: Producer threads of a prefetcher when the loader does not say.
 DEFAULT_THREADS = 2
+#: Bytes of batches made ahead, at most, when the loader does not say; one batch is
+#: always made ahead, whatever its size. Large batches (hundreds of MB and up) are thus
+#: made one ahead, keeping peak memory within one batch of making them on demand.
+DEFAULT_MAX_BYTES = 128 << 20
 _END = object()
 _POLL_S = 0.1
 #: Producer threads that may still run, by the state they share, whoever still holds
@@ -53,9 +57,12 @@ class _Shared:
     :class:`Prefetcher`, so dropping the iterator mid-epoch frees it, whose finalizer
     stops the producers."""
 
-    def __init__(self, source: Iterator, limit: int) -> None:
+    def __init__(self, source: Iterator, limit: int, max_bytes: Optional[int]) -> None:
         self.source = source
         self.limit = limit  # items taken but not yet consumed, at most
+        self.max_bytes = max_bytes  # their bytes, at most (None: no bound)
+        self.sizes: dict[int, int] = {}  # bytes of each batch made and not consumed
+        self.largest: Optional[int] = None  # bytes of the largest batch made so far
         self.cond = threading.Condition()
         self.source_lock = threading.Lock()
         self.stop = threading.Event()
@@ -64,15 +71,32 @@ class _Shared:
         self.end: Optional[int] = None  # index of the end (or of a failure)
         self.results: dict[int, Any] = {}
 
+    def _room(self) -> bool:
+        """Whether another item may be taken: fewer than ``limit`` in flight (taken, not
+        consumed), and their bytes within ``max_bytes`` with one more, each batch still
+        being made counted as the largest made so far. Nothing in flight always leaves
+        room; until a batch's size is known, one is made at a time."""
+        in_flight = self.taken - self.consumed
+        if in_flight == 0:
+            return True
+        if in_flight >= self.limit:
+            return False
+        if self.max_bytes is None:
+            return True
+        if self.largest is None:
+            return False
+        being_made = in_flight - len(self.results)
+        made = sum(self.sizes.values())
+        return made + (being_made + 1) * self.largest <= self.max_bytes
+
     def take(self) -> tuple[int, Any]:
         """The next item and its index, or ``(-1, None)`` once there are no more. Waits
-        while ``limit`` items are taken and not consumed. ``source`` is advanced under
-        a lock of its own, so the consumer is not held up while it blocks (on worker
+        while there is no room for it (:meth:`_room`). ``source`` is advanced under a
+        lock of its own, so the consumer is not held up while it blocks (on worker
         processes, say)."""
         with self.source_lock:
             with self.cond:
-                while (not self.stop.is_set() and self.end is None
-                       and self.taken >= self.consumed + self.limit):
+                while not self.stop.is_set() and self.end is None and not self._room():
                     self.cond.wait(_POLL_S)
                 if self.stop.is_set() or self.end is not None:
                     return -1, None
@@ -89,14 +113,17 @@ class _Shared:
                 self.taken += 1
             return index, item
 
-    def put(self, index: int, value: Any) -> None:
-        """Hands over item ``index``'s value: a batch, a :class:`_Failure` (nothing after
-        it is delivered) or ``_END``."""
+    def put(self, index: int, value: Any, nbytes: int = 0) -> None:
+        """Hands over item ``index``'s value: a batch of ``nbytes`` bytes, a
+        :class:`_Failure` (nothing after it is delivered) or ``_END``."""
         with self.cond:
             if value is _END:
                 self.end = index
             else:
                 self.results[index] = value
+                self.sizes[index] = nbytes
+                if not isinstance(value, _Failure):
+                    self.largest = max(self.largest or 0, nbytes)
                 if isinstance(value, _Failure) and (self.end is None or self.end > index + 1):
                     self.end = index + 1
             self.cond.notify_all()
@@ -112,9 +139,10 @@ def _produce_loop(shared: _Shared, produce: Callable[[Any], Any],
             return
         try:
             value = assemble(item)
+            nbytes = _nbytes(value[0])
         except BaseException as exc:  # handed to the consumer, raised there
-            value = _Failure(exc)
-        shared.put(index, value)
+            value, nbytes = _Failure(exc), 0
+        shared.put(index, value, nbytes)
 
 
 class _Assemble:
@@ -137,7 +165,8 @@ class _Assemble:
 class Prefetcher:
     """Iterates ``produce(item)`` for the items of ``source``, in order, made by
     ``threads`` background threads; ``depth`` batches are kept ready beyond the ones
-    being made.
+    being made, as long as the batches made ahead hold at most ``max_bytes`` (None: no
+    bound; one batch is made ahead whatever its size).
 
     Attributes:
         wait_s: seconds the consumer spent blocked waiting for batches so far.
@@ -145,12 +174,12 @@ class Prefetcher:
 
     def __init__(self, source: Iterator, produce: Callable[[Any], Any], depth: int,
                  device: Optional[torch.device] = None, length: Optional[int] = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, max_bytes: Optional[int] = None) -> None:
         self._device = device if device is not None and device.type == "cuda" else None
         self._length = length
         self.wait_s = 0.0
         self._done = False
-        self._shared = _Shared(source, depth + threads - 1)
+        self._shared = _Shared(source, depth + threads - 1, max_bytes)
         kernel_threads = max(1, numba.config.NUMBA_NUM_THREADS // threads)
         self._threads = [
             threading.Thread(target=_produce_loop, name=f"graphbatch-prefetch-{i}", daemon=True,
@@ -175,6 +204,7 @@ class Prefetcher:
             while index not in shared.results and (shared.end is None or index < shared.end):
                 shared.cond.wait(_POLL_S)
             value = shared.results.pop(index, _END)
+            shared.sizes.pop(index, None)
             if value is not _END:
                 shared.consumed += 1
                 shared.cond.notify_all()
@@ -212,10 +242,21 @@ class Prefetcher:
             _stop(self._shared, self._threads)
 
 
-def _cuda_tensors(batch) -> list:
+def _tensors(batch) -> list[torch.Tensor]:
+    """The tensors of a ``Data`` batch, or the batch itself if it is a tensor."""
     stores = getattr(batch, "stores", None)
     values = [v for s in stores for v in s.values()] if stores is not None else [batch]
-    return [v for v in values if isinstance(v, torch.Tensor) and v.is_cuda]
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+def _nbytes(batch) -> int:
+    """Bytes of a batch's tensors (``nbytes`` is read without a torch operation, which
+    would hand the GIL over)."""
+    return sum(v.nbytes for v in _tensors(batch))
+
+
+def _cuda_tensors(batch) -> list[torch.Tensor]:
+    return [v for v in _tensors(batch) if v.is_cuda]
 
 
 def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
@@ -231,6 +272,7 @@ def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
         _RUNNING.pop(id(shared), None)
     with shared.cond:
         shared.results.clear()
+        shared.sizes.clear()
     shared.source = iter(())
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -501,6 +502,29 @@ def test_prefetcher_bounds_bytes_in_flight(max_bytes, most_ahead):
     assert ahead.run(depth=4, threads=2, max_bytes=max_bytes) == 30
     assert max(ahead.ahead) == most_ahead
     assert not ahead.overlapped_first or max_bytes is None
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batches_alive_are_the_consumers_and_the_ones_ahead(threads):
+    """With room for one batch ahead, at most two are alive while the loop body runs:
+    no producer keeps a batch it handed over (it used to, until it took the next
+    item: one batch more with two producers)."""
+    alive: "weakref.WeakSet[torch.Tensor]" = weakref.WeakSet()
+    lock = threading.Lock()
+
+    def produce(i: int) -> torch.Tensor:
+        time.sleep(0.005)
+        batch = torch.full((1000,), i, dtype=torch.uint8)
+        with lock:
+            alive.add(batch)
+        return batch
+
+    counts = []
+    for batch in Prefetcher(iter(range(30)), produce, depth=2, threads=threads, max_bytes=10):
+        time.sleep(0.01)
+        with lock:
+            counts.append(len(alive))
+    assert len(counts) == 30 and max(counts) == 2
 
 
 def test_loader_prefetch_bytes_same_batches_and_checked(data):

@@ -143,6 +143,9 @@ def _produce_loop(shared: _Shared, produce: Callable[[Any], Any],
         except BaseException as exc:  # handed to the consumer, raised there
             value, nbytes = _Failure(exc), 0
         shared.put(index, value, nbytes)
+        # Held while waiting to take the next item, the batch would outlive the
+        # consumer's use of it (by a batch, with two producers).
+        del value, item
 
 
 class _Assemble:

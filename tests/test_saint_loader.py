@@ -542,7 +542,8 @@ def test_bench_saint_reports_every_sampler(capsys):
     (["--steps", "1"], "--steps"),
     (["--rounds", "0"], "--rounds"),
 ])
-def test_bench_saint_rejects_bad_settings(argv, match):
-    saint_bench, args = _bench_args(*argv)
-    with pytest.raises(ValueError, match=match):
-        saint_bench.run(args)
+def test_bench_saint_rejects_bad_settings(argv, match, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _bench_args(*argv)
+    assert exit_info.value.code == 2
+    assert match in capsys.readouterr().err

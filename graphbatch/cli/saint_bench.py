@@ -8,7 +8,7 @@ from statistics import median
 
 import torch
 
-from graphbatch.cli._args import positive_int
+from graphbatch.cli._args import int_at_least, positive_int
 from graphbatch.cli.report import print_table
 from graphbatch.cli.sampler_bench import pyg_backend
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
@@ -30,8 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roots", type=positive_int, default=3000,
                    help="random-walk sampler batch_size")
     p.add_argument("--walk-length", type=positive_int, default=2)
-    p.add_argument("--steps", type=int, default=200, help="timed subgraphs per sampler and round")
-    p.add_argument("--rounds", type=int, default=3,
+    # One warm-up subgraph, then the timed ones.
+    p.add_argument("--steps", type=int_at_least(2), default=200,
+                   help="timed subgraphs per sampler and round")
+    p.add_argument("--rounds", type=positive_int, default=3,
                    help="rounds per sampler, graphbatch then PyG in each; medians are reported, "
                         "so that the machine's drift over a run moves both sides alike")
     p.add_argument("--coverage", type=positive_int, default=10,
@@ -61,10 +63,6 @@ def _pyg_loader(cls, data, budget: tuple, steps: int):
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    if args.steps < 2:  # one warm-up subgraph, then the timed ones
-        raise ValueError(f"--steps must be at least 2, got {args.steps}")
-    if args.rounds < 1:
-        raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
     graph = CSRGraph.from_data(data)

@@ -9,6 +9,7 @@ import time
 import weakref
 from typing import Optional
 
+import numba
 import numpy as np
 import psutil
 import pytest
@@ -525,6 +526,29 @@ def test_batches_alive_are_the_consumers_and_the_ones_ahead(threads):
         with lock:
             counts.append(len(alive))
     assert len(counts) == 30 and max(counts) == 2
+
+
+@pytest.mark.parametrize("max_bytes", [None, 10, 1 << 20])
+def test_batches_made_one_at_a_time_use_every_core(max_bytes):
+    """Kernels run on every core while the byte bound has one batch made at a time (the
+    first, whose size is unknown, or each when two do not fit), else on their share."""
+    cores = numba.config.NUMBA_NUM_THREADS
+    threads_used = {}
+
+    def produce(i: int) -> torch.Tensor:
+        threads_used[i] = numba.get_num_threads()
+        return torch.zeros(1000, dtype=torch.uint8)
+
+    got = list(Prefetcher(iter(range(12)), produce, depth=2, threads=2, max_bytes=max_bytes))
+    assert len(got) == 12
+    share = max(1, cores // 2)
+    if max_bytes is None:
+        assert set(threads_used.values()) == {share}
+    elif max_bytes == 10:
+        assert set(threads_used.values()) == {cores}
+    else:
+        assert threads_used[0] == cores
+        assert {threads_used[i] for i in range(1, 12)} == {share}
 
 
 def test_loader_prefetch_bytes_same_batches_and_checked(data):

@@ -89,6 +89,13 @@ class _Shared:
         made = sum(self.sizes.values())
         return made + (being_made + 1) * self.largest <= self.max_bytes
 
+    def one_at_a_time(self) -> bool:
+        """Whether the byte bound has batches made one at a time (their size unknown
+        yet, or two of the largest above ``max_bytes``): the one being made may then
+        use every core."""
+        return self.max_bytes is not None and (
+            self.largest is None or 2 * self.largest > self.max_bytes)
+
     def take(self) -> tuple[int, Any]:
         """The next item and its index, or ``(-1, None)`` once there are no more. Waits
         while there is no room for it (:meth:`_room`). ``source`` is advanced under a
@@ -131,12 +138,16 @@ class _Shared:
 
 def _produce_loop(shared: _Shared, produce: Callable[[Any], Any],
                   device: Optional[torch.device], kernel_threads: int) -> None:
-    numba.set_num_threads(kernel_threads)
     assemble = _Assemble(produce, device)
+    current = 0
     while True:
         index, item = shared.take()
         if index < 0:
             return
+        wanted = numba.config.NUMBA_NUM_THREADS if shared.one_at_a_time() else kernel_threads
+        if wanted != current:  # a ctypes call: it hands the GIL over, so only on change
+            numba.set_num_threads(wanted)
+            current = wanted
         try:
             value = assemble(item)
             nbytes = _nbytes(value[0])

@@ -18,7 +18,7 @@ from graphbatch import (
     ClusterData, ClusterLoader, FeatureStore, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler,
     NeighborLoader,
 )
-from graphbatch.loader import base
+from graphbatch.loader import data_stores
 
 N = 300
 
@@ -193,14 +193,14 @@ def test_producer_threads_rebuild_once(data, monkeypatch):
     """Both prefetch threads see the change; one rebuilds, the other waits for it."""
     loader = neighbor(data, prefetch_threads=2)
     builds = []
-    build = base.DataStores.build
+    build = data_stores.DataStores.build
 
     def slow_build(self, d, old):
         builds.append(threading.get_ident())
         time.sleep(0.05)  # both threads find the stores stale before the first is done
         return build(self, d, old)
 
-    monkeypatch.setattr(base.DataStores, "build", slow_build)
+    monkeypatch.setattr(data_stores.DataStores, "build", slow_build)
     data.x = torch.randn(N, 3)
     check_epoch(loader, "a new x")
     assert len(builds) == 1

@@ -41,6 +41,9 @@ def _child(data, graph, pattern: str) -> None:
     from graphbatch import NeighborLoader
 
     how, workers = pattern.rsplit("-", 1)
+    # Python leaves SIGINT ignored when it starts ignored (a background job of a
+    # non-interactive shell, as CI may be); a script run at a terminal raises on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.manual_seed(os.getpid())
     loader = NeighborLoader(data, num_neighbors=[10, 10], batch_size=512, shuffle=True,
                             num_workers=int(workers), graph=graph)

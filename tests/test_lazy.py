@@ -403,18 +403,15 @@ def test_bad_model_and_state_sizes():
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--eval-steps", "0"], "eval-steps"),
-    (["--eval-steps", "10", "-1"], "eval-steps"),
+    (["--eval-steps", "0"], "--eval-steps"),
+    (["--eval-steps", "10", "-1"], "--eval-steps"),
+    (["--steps", "0"], "--steps"),
     (["--beta", "0.5", "0.3", "0.7"], "as many values"),
 ])
-def test_bench_lazy_rejects_bad_settings(argv, match):
-    import argparse
+def test_bench_lazy_rejects_bad_settings(argv, match, capsys):
+    from graphbatch.cli.main import main
 
-    from graphbatch.cli import lazy_bench
-
-    parser = argparse.ArgumentParser()
-    lazy_bench.add_arguments(parser)
-    args = parser.parse_args(argv)
-    with pytest.raises(ValueError, match=match):
-        lazy_bench.candidates("LazyGNN", args)
-    assert lazy_bench.candidates("GCN", args) == [(0.5, 0.5)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "lazy", *argv])
+    assert exit_info.value.code == 2
+    assert match in capsys.readouterr().err

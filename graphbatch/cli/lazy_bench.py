@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from graphbatch.cli._args import add_check
+from graphbatch.cli._args import add_check, positive_int
 from graphbatch.cli.report import print_table
 from graphbatch.datasets import load, random_split
 from graphbatch.lazy import LazyGNN, appnp_steps, normalized_adjacency, sparse_operator
@@ -50,22 +50,22 @@ MODELS = ("LazyGNN", "APPNP", "GCN")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", nargs="+", default=["Cora", "CiteSeer", "CS", "Computers"])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--seeds", type=positive_int, default=5)
+    p.add_argument("--epochs", type=positive_int, default=200)
+    p.add_argument("--hidden", type=positive_int, default=64)
     p.add_argument("--dropout", type=float, default=0.5,
                    help="LazyGNN's and APPNP's dropout (GCN's: --gcn-dropout)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--weight-decay", type=float, default=5e-4,
                    help="LazyGNN's and APPNP's weight decay (GCN's: --gcn-weight-decay)")
     p.add_argument("--alpha", type=float, default=0.1, help="LazyGNN's teleport weight")
-    p.add_argument("--steps", type=int, default=2, help="LazyGNN propagation steps (L)")
+    p.add_argument("--steps", type=positive_int, default=2, help="LazyGNN propagation steps (L)")
     p.add_argument("--beta", type=float, nargs="+", default=[0.5, 0.3],
                    help="LazyGNN's beta, one per candidate (paired with --gamma)")
     p.add_argument("--gamma", type=float, nargs="+", default=[0.5, 1.0],
                    help="LazyGNN's gamma, one per candidate; the candidate with the best "
                         "mean validation accuracy is reported")
-    p.add_argument("--eval-steps", type=int, nargs="+", default=[10, 20, 50],
+    p.add_argument("--eval-steps", type=positive_int, nargs="+", default=[10, 20, 50],
                    help="LazyGNN's and APPNP's propagation steps at evaluation; each is "
                         "evaluated in the same training runs")
     p.add_argument("--appnp-alpha", type=float, nargs="+", default=[0.1, 0.2],
@@ -242,18 +242,8 @@ def train(model: str, s: Setup, args: argparse.Namespace, seed: int,
              "memory": memory} for k in settings]
 
 
-def _eval_steps(args: argparse.Namespace) -> list[int]:
-    if not args.eval_steps or any(k < 1 for k in args.eval_steps):
-        raise ValueError(f"--eval-steps must be positive ints, got {args.eval_steps}")
-    return list(args.eval_steps)
-
-
-def candidates(model: str, args: argparse.Namespace) -> list[tuple[float, float]]:
-    """The ``(beta, gamma)`` pairs to try: LazyGNN's from the arguments (checked with its
-    evaluation steps), one otherwise (which no model uses)."""
-    if model != "LazyGNN":
-        return [(0.5, 0.5)]
-    _eval_steps(args)
+def beta_gamma(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """LazyGNN's ``(beta, gamma)`` pairs to try, from ``--beta`` and ``--gamma``."""
     if len(args.beta) != len(args.gamma):
         raise ValueError(f"--beta and --gamma need as many values, got {args.beta} and "
                          f"{args.gamma}")
@@ -263,7 +253,7 @@ def candidates(model: str, args: argparse.Namespace) -> list[tuple[float, float]
 def training_settings(model: str, args: argparse.Namespace) -> list[dict[str, float]]:
     """The settings ``model`` trains in, each on every seed."""
     if model == "LazyGNN":
-        return [{"beta": b, "gamma": g} for b, g in candidates(model, args)]
+        return [{"beta": b, "gamma": g} for b, g in beta_gamma(args)]
     if model == "APPNP":
         return [{"alpha": a} for a in args.appnp_alpha]
     return [{"dropout": d, "weight_decay": w}
@@ -273,7 +263,7 @@ def training_settings(model: str, args: argparse.Namespace) -> list[dict[str, fl
 def evaluation_steps(model: str, args: argparse.Namespace) -> list[Optional[int]]:
     """The propagation steps each training run of ``model`` is evaluated with (None: the
     model has no such choice)."""
-    return _eval_steps(args) if model in ("LazyGNN", "APPNP") else [None]
+    return list(args.eval_steps) if model in ("LazyGNN", "APPNP") else [None]
 
 
 def budget(model: str, args: argparse.Namespace) -> int:

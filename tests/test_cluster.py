@@ -718,3 +718,17 @@ def test_metis_adjacency_matches_brute_force(num_nodes, edges):
         assert set(got) == set(expected)
         if weights is not None:
             assert got == expected
+
+
+def test_pickled_cluster_data_leaves_out_its_permuted_copies():
+    """Workers get ClusterData pickled: the permuted data and CSR, built on first access,
+    stay behind and are rebuilt equal."""
+    import pickle
+
+    data = make_graph()
+    cluster_data = ClusterData(data, num_parts=4, log=False)
+    permuted, indptr = cluster_data.data, cluster_data.partition.indptr
+    clone = pickle.loads(pickle.dumps(cluster_data))
+    assert clone._data is None and clone.partition._csr is None
+    assert torch.equal(clone.data.x, permuted.x)
+    assert torch.equal(clone.partition.indptr, indptr)

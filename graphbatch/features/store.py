@@ -93,6 +93,7 @@ class FeatureStore:
             num_rows = check_positive_int(num_rows, "num_rows")
         self._tables: dict[str, Tensor] = {}
         self._mapped: dict[str, str] = {}  # memory-mapped tables: name -> file
+        self._writable_maps: set[str] = set()  # of those, maps opened for writing (r+, w+)
         for name, source in tables.items():
             table = self._load(name, source)
             if table.dim() == 0:
@@ -122,6 +123,8 @@ class FeatureStore:
                 raise TypeError(f"table {name!r} has dtype {source.dtype}; expected bool, int or float")
             if isinstance(source, np.memmap) and source.flags.c_contiguous:
                 self._mapped[name] = str(source.filename)  # read in place, like a .npy path
+                if source.flags.writeable:
+                    self._writable_maps.add(name)
             with warnings.catch_warnings():
                 # A read-only map is only ever read (scatter_ refuses mapped tables);
                 # torch warns about non-writable arrays.
@@ -200,8 +203,9 @@ class FeatureStore:
         ``name``, in place. From a CUDA tensor the GPU writes the pinned host rows
         directly (zero-copy); otherwise the rows are copied in on the CPU. Ids must be
         distinct (which write wins among repeats is unspecified) and validated by the
-        caller, as for :meth:`gather_unchecked`; memory-mapped tables are read-only."""
-        if name in self._mapped:
+        caller, as for :meth:`gather_unchecked`; memory-mapped tables are written only
+        where their map was opened for writing (an ``np.memmap`` in mode ``r+``, ``w+``)."""
+        if self._read_only(name):
             raise ValueError(f"table {name!r} is memory-mapped read-only; it cannot be written")
         table = self._tables[name]
         if values.shape != (index.numel(), *table.shape[1:]):
@@ -213,6 +217,9 @@ class FeatureStore:
         else:
             table.index_copy_(0, index, values.to(table.dtype))
 
+    def _read_only(self, name: str) -> bool:
+        return name in self._mapped and name not in self._writable_maps
+
     def _alias(self, name: str, device: torch.device) -> Tensor:
         key = (name, device)
         if key not in self._aliases:
@@ -220,7 +227,7 @@ class FeatureStore:
             if name not in self._pinned:
                 self._pinned[name] = cuda.PinnedRegistration(
                     table, table.data_ptr(), table.numel() * table.element_size(),
-                    read_only=name in self._mapped)
+                    read_only=self._read_only(name))
             self._aliases[key] = cuda.device_alias(table, device)
         return self._aliases[key]
 

@@ -39,33 +39,37 @@ def assemble(
     fields ``n_id``, ``e_id``, ``num_sampled_nodes``, ``num_sampled_edges`` and
     ``batch`` (disjoint mode). Moved to ``device`` if given.
     """
-    store = data._store
     batch = copy.copy(data)
     out_store = batch._store
-    # The batch's own copy of data's attributes: data may change while this runs (in a
-    # prefetch thread, beside the training loop).
-    for key, value in out_store.to_dict().items():
-        if key == "num_nodes":
-            out_store.num_nodes = out.node.numel()
-        elif key == "edge_index":
-            continue
-        elif key == "adj_t":
-            raise NotImplementedError("data with 'adj_t' is not supported yet; give edge_index")
-        elif key in nodes or key in edges:
+    # Read from the batch's own copy of data's attributes, and classified before that
+    # copy changes (num_nodes): data may change while this runs (in a prefetch thread,
+    # beside the training loop). _mapping, not to_dict(), which adds '_num_nodes'.
+    attrs = dict(out_store._mapping)
+    if "adj_t" in attrs:
+        raise NotImplementedError("data with 'adj_t' is not supported yet; give edge_index")
+    sliced = []
+    for key, value in attrs.items():
+        if key in nodes or key in edges:
             del out_store[key]  # gathered below
-        elif store.is_node_attr(key):
-            out_store[key] = _index(value, out.node, data.__cat_dim__(key, value, store))
-        elif store.is_edge_attr(key):
-            out_store[key] = _index(value, out.edge, data.__cat_dim__(key, value, store))
+        elif key in ("num_nodes", "edge_index"):
+            continue
+        elif out_store.is_node_attr(key):
+            sliced.append((key, value, out.node, data.__cat_dim__(key, value, out_store)))
+        elif out_store.is_edge_attr(key):
+            sliced.append((key, value, out.edge, data.__cat_dim__(key, value, out_store)))
+    if "num_nodes" in attrs:
+        out_store.num_nodes = out.node.numel()
+    for key, value, index, dim in sliced:
+        out_store[key] = _index(value, index, dim)
     for name in nodes.names:
         out_store[name] = nodes.gather_unchecked(name, out.node, device)
     for name in edges.names:
         out_store[name] = edges.gather_unchecked(name, out.edge, device)
     out_store.edge_index = (out.edge_index if out.edge_index is not None
                             else torch.stack([out.row, out.col]))
-    if "n_id" not in store:
+    if "n_id" not in attrs:
         batch.n_id = out.node
-    if "e_id" not in store:
+    if "e_id" not in attrs:
         batch.e_id = out.edge
     if out.batch is not None:
         batch.batch = out.batch

@@ -23,7 +23,9 @@ from graphbatch.graph import CSRGraph
 from graphbatch.loader.assemble import assemble
 from graphbatch.loader.batches import ItemDataset, SeededBatches
 from graphbatch.loader.data_stores import DataStores
-from graphbatch.loader.prefetch import DEFAULT_MAX_BYTES, DEFAULT_THREADS, Prefetcher
+from graphbatch.loader.prefetch import (
+    DEFAULT_MAX_BYTES, DEFAULT_THREADS, Prefetcher, batch_nbytes, join_stopped,
+)
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 
@@ -180,8 +182,9 @@ class BatchLoader(torch.utils.data.DataLoader):
     def filter_fn(self, out: SampledSubgraph, meta: Any,
                   device: Optional[torch.device] = None) -> Data:
         """Joins the sampled ids with the graph's attributes into a ``Data`` batch."""
-        stores = self.stores.current(self.data)
-        batch = assemble(self.data, out, stores.node, stores.edge, device)
+        data = self.data  # once: the training loop may replace it meanwhile
+        stores = self.stores.current(data)
+        batch = assemble(data, out, stores.node, stores.edge, device)
         self.decorate(batch, out, meta, device)
         return batch if self.transform is None else self.transform(batch)
 
@@ -193,7 +196,14 @@ class BatchLoader(torch.utils.data.DataLoader):
     def _sample_and_finish(self, item: tuple) -> Data:
         return self._finish(self.collate_fn(item))
 
+    def _batch_nbytes(self, batch: Data) -> int:
+        """Bytes a batch adds to memory: its tensors but those of ``data`` it carries
+        whole (graph-level attributes, say), which prefetch does not multiply."""
+        return batch_nbytes(batch, {id(v) for v in self.data._store._mapping.values()})
+
     def __iter__(self):
+        if self.num_workers > 0:
+            join_stopped()  # before forking workers: TBB must be idle
         self.batches.new_epoch()
         # Brought up to date here, once, before workers copy the loader: with
         # filter_per_worker each worker would otherwise rebuild changed stores itself.
@@ -210,7 +220,7 @@ class BatchLoader(torch.utils.data.DataLoader):
         else:
             source, produce = it, self._finish
         return Prefetcher(source, produce, self.prefetch, self.device, len(self),
-                          self.prefetch_threads, self.prefetch_bytes)
+                          self.prefetch_threads, self.prefetch_bytes, self._batch_nbytes)
 
 
 class _Mapped:

@@ -123,6 +123,11 @@ class ClusterData(torch.utils.data.Dataset):
             self._data = out
         return self._data
 
+    def __getstate__(self) -> dict:
+        # The permuted copy of the graph is rebuilt on first access: worker processes,
+        # which get the cluster data pickled, should not each receive one.
+        return {**self.__dict__, "_data": None}
+
     def __len__(self) -> int:
         return self.num_parts
 

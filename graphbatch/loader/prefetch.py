@@ -22,10 +22,11 @@ kernel, numpy rather than torch for views).
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Collection, Iterator, Optional
 
 import numba
 import torch
@@ -44,7 +45,20 @@ _POLL_S = 0.1
 #: interpreter exit are stopped and joined then. A producer still running when the
 #: interpreter finalizes dies inside libtorch and aborts the process.
 _RUNNING: dict[int, tuple["_Shared", list[threading.Thread]]] = {}
-_RUNNING_LOCK = threading.Lock()
+#: Reentrant: a collection run while it is held may finalize a prefetcher.
+_RUNNING_LOCK = threading.RLock()
+#: Whether a garbage collection is running (in some thread). A prefetcher finalized by
+#: one is only stopped, not joined: the collection may run in any thread, holding any
+#: lock (one its producers wait for), or in one of its producers.
+_COLLECTING = False
+
+
+def _note_collection(phase: str, info: dict) -> None:
+    global _COLLECTING
+    _COLLECTING = phase == "start"
+
+
+gc.callbacks.append(_note_collection)
 
 
 class _Failure:
@@ -137,20 +151,22 @@ class _Shared:
 
 
 def _produce_loop(shared: _Shared, produce: Callable[[Any], Any],
-                  device: Optional[torch.device], kernel_threads: int) -> None:
+                  nbytes_of: Callable[[Any], int], device: Optional[torch.device],
+                  kernel_threads: int) -> None:
     assemble = _Assemble(produce, device)
     current = 0
     while True:
         index, item = shared.take()
         if index < 0:
             return
-        wanted = numba.config.NUMBA_NUM_THREADS if shared.one_at_a_time() else kernel_threads
-        if wanted != current:  # a ctypes call: it hands the GIL over, so only on change
-            numba.set_num_threads(wanted)
-            current = wanted
         try:
+            wanted = (numba.config.NUMBA_NUM_THREADS if shared.one_at_a_time()
+                      else kernel_threads)
+            if wanted != current:  # a ctypes call: it hands the GIL over, so only on change
+                numba.set_num_threads(wanted)
+                current = wanted
             value = assemble(item)
-            nbytes = _nbytes(value[0])
+            nbytes = 0 if shared.max_bytes is None else nbytes_of(value[0])
         except BaseException as exc:  # handed to the consumer, raised there
             value, nbytes = _Failure(exc), 0
         shared.put(index, value, nbytes)
@@ -180,7 +196,12 @@ class Prefetcher:
     """Iterates ``produce(item)`` for the items of ``source``, in order, made by
     ``threads`` background threads; ``depth`` batches are kept ready beyond the ones
     being made, as long as the batches made ahead hold at most ``max_bytes`` (None: no
-    bound; one batch is made ahead whatever its size).
+    bound; one batch is made ahead whatever its size), as ``nbytes_of(batch)`` counts
+    them (by default every tensor of the batch).
+
+    An iterator dropped before its end stops its producers (each after its current
+    batch) and waits for them, unless a garbage collection drops it: then they are
+    stopped, and joined by :func:`join_stopped` or at exit.
 
     Attributes:
         wait_s: seconds the consumer spent blocked waiting for batches so far.
@@ -188,7 +209,8 @@ class Prefetcher:
 
     def __init__(self, source: Iterator, produce: Callable[[Any], Any], depth: int,
                  device: Optional[torch.device] = None, length: Optional[int] = None,
-                 threads: int = 1, max_bytes: Optional[int] = None) -> None:
+                 threads: int = 1, max_bytes: Optional[int] = None,
+                 nbytes_of: Optional[Callable[[Any], int]] = None) -> None:
         self._device = device if device is not None and device.type == "cuda" else None
         self._length = length
         self.wait_s = 0.0
@@ -197,7 +219,8 @@ class Prefetcher:
         kernel_threads = max(1, numba.config.NUMBA_NUM_THREADS // threads)
         self._threads = [
             threading.Thread(target=_produce_loop, name=f"graphbatch-prefetch-{i}", daemon=True,
-                             args=(self._shared, produce, self._device, kernel_threads))
+                             args=(self._shared, produce, nbytes_of or batch_nbytes,
+                                   self._device, kernel_threads))
             for i in range(threads)
         ]
         with _RUNNING_LOCK:
@@ -252,7 +275,11 @@ class Prefetcher:
 
     def __del__(self) -> None:
         # An iterator dropped mid-epoch: its producers must not outlive it.
-        if hasattr(self, "_threads"):
+        if not hasattr(self, "_threads"):
+            return
+        if _COLLECTING or threading.current_thread() in self._threads:
+            self._shared.stop.set()
+        else:
             _stop(self._shared, self._threads)
 
 
@@ -263,10 +290,10 @@ def _tensors(batch) -> list[torch.Tensor]:
     return [v for v in values if isinstance(v, torch.Tensor)]
 
 
-def _nbytes(batch) -> int:
-    """Bytes of a batch's tensors (``nbytes`` is read without a torch operation, which
-    would hand the GIL over)."""
-    return sum(v.nbytes for v in _tensors(batch))
+def batch_nbytes(batch, skip: Collection[int] = ()) -> int:
+    """Bytes of a batch's tensors, but those whose ``id`` is in ``skip`` (``nbytes`` is
+    read without a torch operation, which would hand the GIL over)."""
+    return sum(v.nbytes for v in _tensors(batch) if id(v) not in skip)
 
 
 def _cuda_tensors(batch) -> list[torch.Tensor]:
@@ -302,6 +329,17 @@ def _wait_exited(thread: threading.Thread, timeout_s: float = 1.0) -> None:
     deadline = time.monotonic() + timeout_s
     while os.path.exists(task) and time.monotonic() < deadline:
         time.sleep(0.0005)
+
+
+def join_stopped() -> None:
+    """Joins the producers of prefetchers stopped without being joined (dropped by a
+    garbage collection). Loaders call it before forking their workers, whom TBB in use
+    by a producer would leave in an invalid state."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING.values())
+    for shared, threads in running:
+        if shared.stop.is_set():
+            _stop(shared, threads)
 
 
 @atexit.register

@@ -66,6 +66,11 @@ class Partition:
         partptr[1:] = torch.cumsum(torch.bincount(part, minlength=num_parts), 0)
         return cls(partptr, node_perm, part, edge_index, sparse_format)
 
+    def __getstate__(self) -> dict:
+        # Rebuilt on first access: worker processes, which get the partition pickled,
+        # should not each receive a copy of the permuted CSR.
+        return {**self.__dict__, "_csr": None}
+
     @property
     def indptr(self) -> Tensor:
         return self._permuted_csr()[0]

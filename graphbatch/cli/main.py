@@ -5,8 +5,8 @@ import argparse
 import sys
 
 from graphbatch.cli import (
-    cluster_bench, gather_bench, lazy_bench, pipeline_bench, saint_bench, sampler_bench,
-    train_bench,
+    cluster_bench, datasets_cmd, gather_bench, lazy_bench, pipeline_bench, saint_bench,
+    sampler_bench, train_bench,
 )
 from graphbatch.cli._args import run_check
 
@@ -30,13 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_bench.add_arguments(cluster)
     lazy = what.add_parser("lazy", help="LazyGNN against APPNP and GCN: accuracy, time, memory")
     lazy_bench.add_arguments(lazy)
+    datasets = commands.add_parser(
+        "datasets", help="the dataset catalog: sizes, split, metric, where each is read from")
+    datasets_cmd.add_arguments(datasets)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run_check(args)
-    if args.what == "sampler":
+    if args.command == "datasets":
+        datasets_cmd.run(args)
+    elif args.what == "sampler":
         sampler_bench.run(args)
     elif args.what == "gather":
         gather_bench.run(args)

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import resource
 import sys
+from typing import Optional, TextIO
 
 
-def print_table(rows: list[dict], file=sys.stdout) -> None:
-    """Prints dicts sharing the same keys as an aligned table."""
+def print_table(rows: list[dict], file: Optional[TextIO] = None) -> None:
+    """Prints dicts sharing the same keys as an aligned table, to ``file`` or else to
+    ``sys.stdout`` as it is at the call (a default bound at import would escape
+    redirection: pytest's capsys, contextlib.redirect_stdout)."""
     if not rows:
         return
+    file = file if file is not None else sys.stdout
     keys = list(rows[0])
     width = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
     line = "  ".join(k.ljust(width[k]) for k in keys)

@@ -5,6 +5,7 @@ default ``prepend`` import mode puts this directory on ``sys.path``.
 """
 from __future__ import annotations
 
+import socket
 from collections import defaultdict
 
 import numpy as np
@@ -131,3 +132,13 @@ def val_test_accuracy(pred: torch.Tensor, y: torch.Tensor, masks) -> tuple[float
 #: Marks tests that train on the real datasets of ``../shared/datasets``.
 needs_datasets = pytest.mark.skipif(
     shared_datasets() is None, reason=no_shared_datasets_reason())
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Any download attempt fails the test loudly (Planetoid downloads through fs.cp)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a download was attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr("torch_geometric.io.fs.cp", refuse)

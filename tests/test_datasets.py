@@ -3,7 +3,6 @@ never completed by a download, and a missing shared folder is named in the error
 from __future__ import annotations
 
 import shutil
-import socket
 
 import pytest
 import torch
@@ -11,14 +10,7 @@ import torch
 from conftest import needs_datasets
 from graphbatch.datasets import load, shared_datasets
 
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch):
-    """Any download attempt fails the test loudly (Planetoid downloads through fs.cp)."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a download was attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr("torch_geometric.io.fs.cp", refuse)
+pytestmark = pytest.mark.usefixtures("no_download")
 
 
 def _same(a, b) -> bool:

@@ -44,7 +44,7 @@ _POLL_S = 0.1
 #: exception or Ctrl-C in the loop body) is stopped by its finalizer, and any left at
 #: interpreter exit are stopped and joined then. A producer still running when the
 #: interpreter finalizes dies inside libtorch and aborts the process.
-_RUNNING: dict[int, tuple["_Shared", list[threading.Thread]]] = {}
+_RUNNING: dict["_Shared", list[threading.Thread]] = {}
 #: Reentrant: a collection run while it is held may finalize a prefetcher.
 _RUNNING_LOCK = threading.RLock()
 #: Whether a garbage collection is running (in some thread). A prefetcher finalized by
@@ -224,7 +224,7 @@ class Prefetcher:
             for i in range(threads)
         ]
         with _RUNNING_LOCK:
-            _RUNNING[id(self._shared)] = (self._shared, self._threads)
+            _RUNNING[self._shared] = self._threads
         for thread in self._threads:
             thread.start()
 
@@ -310,7 +310,7 @@ def _stop(shared: _Shared, threads: list[threading.Thread]) -> None:
             thread.join()
             _wait_exited(thread)
     with _RUNNING_LOCK:
-        _RUNNING.pop(id(shared), None)
+        _RUNNING.pop(shared, None)
     with shared.cond:
         shared.results.clear()
         shared.sizes.clear()
@@ -336,7 +336,7 @@ def join_stopped() -> None:
     garbage collection). Loaders call it before forking their workers, whom TBB in use
     by a producer would leave in an invalid state."""
     with _RUNNING_LOCK:
-        running = list(_RUNNING.values())
+        running = list(_RUNNING.items())
     for shared, threads in running:
         if shared.stop.is_set():
             _stop(shared, threads)
@@ -345,6 +345,6 @@ def join_stopped() -> None:
 @atexit.register
 def _stop_all() -> None:
     with _RUNNING_LOCK:
-        running = list(_RUNNING.values())
+        running = list(_RUNNING.items())
     for shared, threads in running:
         _stop(shared, threads)

@@ -27,7 +27,7 @@ def _open_npy(path: Path, name: str) -> Tensor:
         raise ValueError(f"table {name!r}: cannot memory-map {str(path)!r}: {exc}") from exc
     if not isinstance(array, np.ndarray):
         raise ValueError(f"table {name!r}: {str(path)!r} is not a .npy file (an .npz archive?)")
-    if array.dtype.kind not in "biuf" or array.dtype.byteorder == ">":
+    if array.dtype.kind not in TABLE_KINDS or array.dtype.byteorder == ">":
         raise TypeError(
             f"table {name!r}: {str(path)!r} holds dtype {array.dtype}, expected a native "
             "bool, integer or float dtype"

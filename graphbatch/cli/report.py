@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import resource
 import sys
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
+
+#: A column of a printed table: what it shows for one row of numbers.
+Cell = Callable[[dict], object]
 
 
 def print_table(rows: list[dict], file: Optional[TextIO] = None) -> None:
@@ -20,6 +23,24 @@ def print_table(rows: list[dict], file: Optional[TextIO] = None) -> None:
     print("-" * len(line), file=file)
     for r in rows:
         print("  ".join(str(r[k]).ljust(width[k]) for k in keys), file=file)
+
+
+def number(key: str, spec: str = ".1f", scale: float = 1.0, suffix: str = "") -> Cell:
+    """A column showing ``row[key] / scale`` in the format ``spec``, then ``suffix``:
+    ``number("edges_per_s", ".2f", 1e6, " M")`` shows 1234567.0 as "1.23 M". A None
+    (a stage the row does not time, a comparison that did not run) shows as "-"."""
+
+    def show(row: dict) -> str:
+        value = row[key]
+        return "-" if value is None else f"{value / scale:{spec}}{suffix}"
+
+    return show
+
+
+def formatted(rows: list[dict], columns: dict[str, Cell]) -> list[dict]:
+    """The printed table of ``rows`` (numbers, as the JSON holds them): one cell per
+    column header, in the order of ``columns``."""
+    return [{header: cell(row) for header, cell in columns.items()} for row in rows]
 
 
 def peak_rss_mib() -> float:

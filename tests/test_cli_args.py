@@ -19,12 +19,12 @@ from graphbatch.loader import NeighborLoader
 COUNTS = {  # command -> options that count something and must be positive
     "bench": ["--epochs", "--batch-size", "--hidden"],
     "bench sampler": ["--num-nodes", "--num-pairs", "--num-features", "--batch-size",
-                      "--num-seeds", "--batches"],
+                      "--num-input-nodes", "--batches"],
     "bench gather": ["--row-bytes", "--table-mib", "--gather-mib", "--repeats"],
-    "bench pipeline": ["--batch-size", "--hidden", "--prefetch", "--max-batches"],
+    "bench pipeline": ["--batch-size", "--hidden", "--prefetch", "--batches"],
     "bench saint": ["--num-nodes", "--num-pairs", "--num-features", "--node-budget",
-                    "--edge-budget", "--roots", "--walk-length", "--coverage",
-                    "--prefetch-threads"],
+                    "--edge-budget", "--roots", "--walk-length", "--batches", "--rounds",
+                    "--sample-coverage", "--prefetch-threads"],
     "bench cluster": ["--num-nodes", "--num-pairs", "--num-features", "--num-parts",
                       "--batch-size", "--batches"],
 }
@@ -68,14 +68,15 @@ def test_count_that_is_no_int(capsys):
     assert "argument --batches: expected an int, got '2.5'" in err
 
 
-def test_sampler_more_batches_than_the_seeds_give(capsys):
-    err = _usage_error(capsys, ["bench", "sampler", "--num-seeds", "2000", "--batches", "5"])
+def test_sampler_more_batches_than_the_input_nodes_give(capsys):
+    err = _usage_error(capsys, ["bench", "sampler", "--num-input-nodes", "2000",
+                                "--batches", "5"])
     assert "graphbatch bench sampler: error:" in err
-    assert ("--num-seeds 2000 (of --num-nodes 1000000) in batches of --batch-size 1024 give "
-            "2 batches, fewer than --warmup 3 + --batches 5") in err
+    assert ("--num-input-nodes 2000 (of --num-nodes 1000000) in batches of --batch-size 1024 "
+            "give 2 batches, fewer than --warmup 3 + --batches 5") in err
 
 
-def test_sampler_seeds_capped_by_the_nodes(capsys):
+def test_sampler_input_nodes_capped_by_the_nodes(capsys):
     err = _usage_error(capsys, ["bench", "sampler", "--num-nodes", "5000", "--batches", "5"])
     assert "give 5 batches, fewer than --warmup 3 + --batches 5" in err
 
@@ -100,7 +101,7 @@ def test_cluster_more_parts_than_nodes(capsys):
     ["bench"], ["bench", "sampler"], ["bench", "gather"], ["bench", "pipeline"],
     ["bench", "saint"], ["bench", "cluster"], ["bench", "lazy"],
     # the limits themselves are accepted
-    ["bench", "sampler", "--num-seeds", "8192", "--batch-size", "1024", "--batches", "5"],
+    ["bench", "sampler", "--num-input-nodes", "8192", "--batch-size", "1024", "--batches", "5"],
     ["bench", "gather", "--gather-mib", "1", "--table-mib", "1", "--row-bytes", "1048576"],
     ["bench", "cluster", "--num-nodes", "100", "--num-parts", "100"],
 ])
@@ -110,7 +111,7 @@ def test_good_settings_pass(argv):
 
 @pytest.mark.parametrize("staged", [True, False])
 def test_pipeline_epoch_shorter_than_max_batches(staged):
-    """An epoch of fewer batches than --max-batches ends the timed epoch early, in both
+    """An epoch of fewer batches than --batches ends the timed epoch early, in both
     modes (the staged one raised StopIteration)."""
     torch.manual_seed(0)
     data = make_graph()

@@ -526,20 +526,20 @@ def _bench_args(*argv: str):
     saint_bench.add_arguments(parser)
     return saint_bench, parser.parse_args([
         "--num-nodes", "3000", "--num-pairs", "15000", "--num-features", "4",
-        "--node-budget", "200", "--edge-budget", "100", "--roots", "50", "--steps", "3",
-        "--coverage", "1", *argv])
+        "--node-budget", "200", "--edge-budget", "100", "--roots", "50", "--batches", "3",
+        "--sample-coverage", "1", *argv])
 
 
 def test_bench_saint_reports_every_sampler(capsys):
     saint_bench, args = _bench_args("--rounds", "2")
     rows = saint_bench.run(args)
     assert [r["sampler"] for r in rows] == ["node", "edge", "random walk"]
-    assert all(float(r["subgraphs/s"]) > 0 for r in rows)
+    assert all(r["subgraphs_per_s"] > 0 for r in rows)
     assert "medians of 2 rounds of 3 subgraphs" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--steps", "1"], "--steps"),
+    (["--batches", "0"], "--batches"),
     (["--rounds", "0"], "--rounds"),
 ])
 def test_bench_saint_rejects_bad_settings(argv, match, capsys):

@@ -1,29 +1,49 @@
 """``graphbatch bench cluster``: METIS time and Cluster-GCN loader throughput on the
 skewed 1M-node graph, against PyG's ClusterLoader on the same partition (PyG's METIS
-call, which needs pyg-lib or a torch-sparse built with METIS, replaced by ours)."""
+call, which needs pyg-lib or a torch-sparse built with METIS, replaced by ours).
+
+Rows (``--out``, ``--csv``), one per loader: ``loader``, ``prefetch`` (None for PyG's,
+which has none), ``batches_per_s``, ``edges_per_s``, ``peak_rss_mib`` (the process's
+so far), and in every row the partition they share was made in: ``metis_s`` (pymetis
+on a ready adjacency) and ``cluster_data_s`` (ClusterData: symmetrize, METIS,
+partition).
+"""
 from __future__ import annotations
 
 import argparse
 import time
+from operator import itemgetter
 
 import torch
 
+from graphbatch.cli import results
 from graphbatch.cli._args import add_check, positive_int
-from graphbatch.cli.report import peak_rss_mib, print_table
+from graphbatch.cli.report import formatted, number, peak_rss_mib, print_table
+from graphbatch.cli.sampler_bench import add_graph_arguments
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
 from graphbatch.graph import CSRGraph
 from graphbatch.loader import ClusterData, ClusterLoader
 from graphbatch.sampling.cluster import metis_adjacency
 
 
+#: The printed table's columns, made from the rows' numbers.
+COLUMNS = {
+    "loader": itemgetter("loader"),
+    "batches/s": number("batches_per_s"),
+    "edges/s": number("edges_per_s", ".2f", 1e6, " M"),
+    "peak RSS": number("peak_rss_mib", ".0f", suffix=" MiB"),
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-nodes", type=positive_int, default=1_000_000)
-    p.add_argument("--num-pairs", type=positive_int, default=10_000_000)
-    p.add_argument("--num-features", type=positive_int, default=100)
-    p.add_argument("--num-parts", type=positive_int, default=1000)
+    add_graph_arguments(p)
+    p.add_argument("--num-parts", type=positive_int, default=1000,
+                   help="clusters METIS cuts the graph into")
     p.add_argument("--batch-size", type=positive_int, default=20, help="clusters per batch")
-    p.add_argument("--batches", type=positive_int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches", type=positive_int, default=100,
+                   help="timed batches per loader, after one untimed")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the graph and the batches")
+    results.add_output_arguments(p)
     add_check(p, _check)
 
 
@@ -52,6 +72,8 @@ def _throughput(loader, batches: int) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    """Partitions the graph, times the loaders, prints the table, writes ``--out`` and
+    ``--csv``; returns the rows."""
     import pymetis
 
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
@@ -69,6 +91,7 @@ def run(args: argparse.Namespace) -> list[dict]:
           f"ClusterData (symmetrize + METIS + partition) {ours_s:.1f} s: "
           f"{100 * (ours_s / direct_s - 1):.0f}% added")
 
+    partition = {"metis_s": direct_s, "cluster_data_s": ours_s}
     rows = []
     # With prefetch, two threads make batches in parallel; without, the loop makes
     # them one at a time (PyG's loader has no prefetch), so both are reported.
@@ -77,9 +100,9 @@ def run(args: argparse.Namespace) -> list[dict]:
         loader = ClusterLoader(cluster_data, batch_size=args.batch_size, shuffle=True,
                                prefetch=prefetch)
         per_s, edges_per_s = _throughput(loader, args.batches)
-        rows.append({"loader": f"graphbatch (prefetch={prefetch})", "batches/s": f"{per_s:.1f}",
-                     "edges/s": f"{edges_per_s / 1e6:.2f} M",
-                     "peak RSS": f"{peak_rss_mib():.0f} MiB"})
+        rows.append({"loader": f"graphbatch (prefetch={prefetch})", "prefetch": prefetch,
+                     "batches_per_s": per_s, "edges_per_s": edges_per_s,
+                     "peak_rss_mib": peak_rss_mib(), **partition})
     try:
         import torch_geometric.loader as pyg
     except ImportError:  # pragma: no cover
@@ -94,12 +117,13 @@ def run(args: argparse.Namespace) -> list[dict]:
         pyg_data = PyGClusterData(data, args.num_parts, log=False)
         pyg_loader = pyg.ClusterLoader(pyg_data, batch_size=args.batch_size, shuffle=True)
         pyg_per_s, pyg_edges_per_s = _throughput(pyg_loader, args.batches)
-        rows.append({"loader": "PyG (same partition)", "batches/s": f"{pyg_per_s:.1f}",
-                     "edges/s": f"{pyg_edges_per_s / 1e6:.2f} M",
-                     "peak RSS": f"{peak_rss_mib():.0f} MiB"})
-    print_table(rows)
+        rows.append({"loader": "PyG (same partition)", "prefetch": None,
+                     "batches_per_s": pyg_per_s, "edges_per_s": pyg_edges_per_s,
+                     "peak_rss_mib": peak_rss_mib(), **partition})
+    print_table(formatted(rows, COLUMNS))
     if pyg is not None:
         for row in rows[:2]:
-            ratio = float(row["batches/s"]) / pyg_per_s
+            ratio = row["batches_per_s"] / pyg_per_s
             print(f"{row['loader']} / PyG batches/s: {ratio:.1f}x")
+    results.write_outputs(args, "bench cluster", rows)
     return rows

@@ -5,17 +5,25 @@ the caches: a plain copy of a contiguous block (memcpy, the limit), the feature 
 (reused buffers), an allocating ``index_select``, and with sorted ids. On a CUDA machine
 it adds the zero-copy GPU gather, the pinned host-to-device copy of the same bytes, and
 the naive CPU gather followed by ``.to('cuda')``.
+
+Rows (``--out``, ``--csv``), one per row size, bandwidths in GB/s (1e9 bytes):
+``row_bytes``, ``memcpy_gb_per_s``, ``store_gb_per_s``, ``store_pct_of_memcpy``,
+``sorted_ids_gb_per_s``, ``index_select_gb_per_s``; the CUDA paths (None without CUDA):
+``pinned_h2d_gb_per_s``, ``zero_copy_gb_per_s``, ``zero_copy_pct_of_h2d``,
+``cpu_gather_copy_gb_per_s``, ``zero_copy_speedup_vs_naive``.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from operator import itemgetter
 from typing import Callable
 
 import torch
 
+from graphbatch.cli import results
 from graphbatch.cli._args import add_check, positive_int
-from graphbatch.cli.report import print_table
+from graphbatch.cli.report import formatted, number, print_table
 from graphbatch.features import FeatureStore
 
 
@@ -31,14 +39,35 @@ def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
+#: The printed table's columns, made from the rows' numbers; the CUDA ones on CUDA only.
+COLUMNS = {
+    "row B": itemgetter("row_bytes"),
+    "memcpy GB/s": number("memcpy_gb_per_s"),
+    "store GB/s": number("store_gb_per_s"),
+    "% memcpy": number("store_pct_of_memcpy", ".0f"),
+    "sorted ids GB/s": number("sorted_ids_gb_per_s"),
+    "index_select alloc GB/s": number("index_select_gb_per_s"),
+}
+CUDA_COLUMNS = {
+    "pinned H2D GB/s": number("pinned_h2d_gb_per_s"),
+    "zero-copy GB/s": number("zero_copy_gb_per_s"),
+    "% H2D": number("zero_copy_pct_of_h2d", ".0f"),
+    "CPU gather+copy GB/s": number("cpu_gather_copy_gb_per_s"),
+    "zero-copy / naive": number("zero_copy_speedup_vs_naive", suffix="x"),
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--row-bytes", type=positive_int, nargs="+", default=[128, 256, 512, 1024, 4096],
-                   help="multiples of 4 (rows of float32)")
+                   help="row sizes to measure, in bytes (multiples of 4: float32 rows)")
     p.add_argument("--table-mib", type=positive_int, default=1024,
-                   help="size of the gathered-from table")
-    p.add_argument("--gather-mib", type=positive_int, default=128, help="bytes gathered per call")
-    p.add_argument("--repeats", type=positive_int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+                   help="size of the table gathered from, in MiB")
+    p.add_argument("--gather-mib", type=positive_int, default=128,
+                   help="bytes gathered per call, in MiB")
+    p.add_argument("--repeats", type=positive_int, default=10,
+                   help="timed calls per measurement, the fastest reported")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the table and the row ids")
+    results.add_output_arguments(p)
     add_check(p, _check)
 
 
@@ -58,7 +87,7 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def _measure(row_bytes: int, args: argparse.Namespace, gen: torch.Generator, cuda: bool) -> dict:
-    """One table row: bandwidths for rows of ``row_bytes`` (its tables freed on return)."""
+    """One row: bandwidths for rows of ``row_bytes`` (its tables freed on return)."""
     dim = row_bytes // 4
     num_rows = (args.table_mib << 20) // row_bytes
     n = (args.gather_mib << 20) // row_bytes
@@ -74,12 +103,15 @@ def _measure(row_bytes: int, args: argparse.Namespace, gen: torch.Generator, cud
     t_sorted = _best_seconds(lambda: store.gather_unchecked("x", sorted_ids), args.repeats)
     t_alloc = _best_seconds(lambda: table.index_select(0, ids), args.repeats)
     row = {
-        "row B": row_bytes,
-        "memcpy GB/s": f"{gb / t_memcpy:.1f}",
-        "store GB/s": f"{gb / t_store:.1f}",
-        "% memcpy": f"{100 * t_memcpy / t_store:.0f}",
-        "sorted ids GB/s": f"{gb / t_sorted:.1f}",
-        "index_select alloc GB/s": f"{gb / t_alloc:.1f}",
+        "row_bytes": row_bytes,
+        "memcpy_gb_per_s": gb / t_memcpy,
+        "store_gb_per_s": gb / t_store,
+        "store_pct_of_memcpy": 100 * t_memcpy / t_store,
+        "sorted_ids_gb_per_s": gb / t_sorted,
+        "index_select_gb_per_s": gb / t_alloc,
+        # The same keys with or without CUDA, so that files from both machines compare.
+        **dict.fromkeys(("pinned_h2d_gb_per_s", "zero_copy_gb_per_s", "zero_copy_pct_of_h2d",
+                         "cpu_gather_copy_gb_per_s", "zero_copy_speedup_vs_naive")),
     }
     if cuda:
         pinned = torch.empty_like(block).pin_memory()
@@ -89,21 +121,24 @@ def _measure(row_bytes: int, args: argparse.Namespace, gen: torch.Generator, cud
         t_zero = _best_seconds(lambda: store.gather_unchecked("x", ids, "cuda"), args.repeats)
         t_naive = _best_seconds(lambda: table.index_select(0, ids).to("cuda"), args.repeats)
         row.update({
-            "pinned H2D GB/s": f"{gb / t_h2d:.1f}",
-            "zero-copy GB/s": f"{gb / t_zero:.1f}",
-            "% H2D": f"{100 * t_h2d / t_zero:.0f}",
-            "CPU gather+copy GB/s": f"{gb / t_naive:.1f}",
-            "zero-copy / naive": f"{t_naive / t_zero:.1f}x",
+            "pinned_h2d_gb_per_s": gb / t_h2d,
+            "zero_copy_gb_per_s": gb / t_zero,
+            "zero_copy_pct_of_h2d": 100 * t_h2d / t_zero,
+            "cpu_gather_copy_gb_per_s": gb / t_naive,
+            "zero_copy_speedup_vs_naive": t_naive / t_zero,
         })
     return row
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    """Measures every ``--row-bytes``, prints the table, writes ``--out`` and ``--csv``;
+    returns the rows."""
     gen = torch.Generator().manual_seed(args.seed)
     cuda = torch.cuda.is_available()
     rows = [_measure(row_bytes, args, gen, cuda) for row_bytes in args.row_bytes]
     device = torch.cuda.get_device_name() if cuda else "no CUDA device"
     print(f"gathered {args.gather_mib} MiB per call from a {args.table_mib} MiB table, "
           f"best of {args.repeats}; torch threads {torch.get_num_threads()}; {device}")
-    print_table(rows)
+    print_table(formatted(rows, {**COLUMNS, **CUDA_COLUMNS} if cuda else COLUMNS))
+    results.write_outputs(args, "bench gather", rows)
     return rows

@@ -5,33 +5,59 @@ the time into sampling, feature gathering, the host-to-device transfer (CUDA onl
 training, and the time the training loop waited for data. Without prefetch the loop
 waits for every sample and gather; with it, a background thread builds the next
 batches during the training step.
+
+Rows (``--out``, ``--csv``), one per mode: ``mode``, ``prefetch``, ``batches``,
+``sample_ms_per_batch``, ``gather_ms_per_batch`` and ``transfer_ms_per_batch`` (None
+with prefetch, whose threads run those stages), ``train_ms_per_batch``,
+``wait_ms_per_batch``, ``epoch_s``.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from operator import itemgetter
 
 import torch
 import torch.nn.functional as F
 
+from graphbatch.cli import results
 from graphbatch.cli._args import positive_int
-from graphbatch.cli.report import print_table
+from graphbatch.cli.report import formatted, number, print_table
 from graphbatch.cli.train_bench import SAGE
 from graphbatch.datasets import NAMES, load
 from graphbatch.graph import CSRGraph
 from graphbatch.loader import NeighborLoader
 
 
+#: The printed table's columns, made from the rows' numbers.
+COLUMNS = {
+    "mode": itemgetter("mode"),
+    "batches": itemgetter("batches"),
+    "sample ms": number("sample_ms_per_batch"),
+    "gather ms": number("gather_ms_per_batch"),
+    "transfer ms": number("transfer_ms_per_batch"),
+    "train ms": number("train_ms_per_batch"),
+    "wait ms": number("wait_ms_per_batch"),
+    "epoch s": number("epoch_s", ".2f"),
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="synthetic", choices=NAMES)
-    p.add_argument("--batch-size", type=positive_int, default=1024)
-    p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
-    p.add_argument("--hidden", type=positive_int, default=128)
+    p.add_argument("--dataset", default="synthetic", choices=NAMES,
+                   help="catalog dataset to train on (see graphbatch datasets)")
+    p.add_argument("--batch-size", type=positive_int, default=1024,
+                   help="input nodes per batch")
+    p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10],
+                   help="neighbors sampled per node, one number per hop")
+    p.add_argument("--hidden", type=positive_int, default=128,
+                   help="hidden channels of the GraphSAGE model")
     p.add_argument("--prefetch", type=positive_int, default=2,
-                   help="the loader's prefetch in the run compared with none")
-    p.add_argument("--max-batches", type=positive_int, default=40,
-                   help="batches per timed epoch, at most the epoch's")
-    p.add_argument("--seed", type=int, default=0)
+                   help="the loader's prefetch (batches made ahead) in the mode compared "
+                        "with none")
+    p.add_argument("--batches", type=positive_int, default=40,
+                   help="timed batches per mode, fewer where an epoch has fewer")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the model and the sampling")
+    results.add_output_arguments(p)
 
 
 def _sync(device: torch.device) -> None:
@@ -89,6 +115,8 @@ def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    """Times one epoch per mode, prints the table, writes ``--out`` and ``--csv``;
+    returns the rows."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = load(args.dataset)
     graph = CSRGraph.from_data(data)
@@ -104,22 +132,20 @@ def run(args: argparse.Namespace) -> list[dict]:
             device=None if staged else device,
         )
         _epoch(loader, model, opt, device, 3, staged)  # warm-up: kernels, allocator, buffers
-        t = _epoch(loader, model, opt, device, args.max_batches, staged)
+        t = _epoch(loader, model, opt, device, args.batches, staged)
         n = t["batches"]
+        # With prefetch, the loader's threads run these stages, untimed.
+        untimed = () if staged else ("sample", "gather", "transfer")
         rows.append({
-            "mode": name,
-            "batches": n,
-            "sample ms": f"{1000 * t['sample'] / n:.1f}" if staged else "-",
-            "gather ms": f"{1000 * t['gather'] / n:.1f}" if staged else "-",
-            "transfer ms": f"{1000 * t['transfer'] / n:.1f}" if staged else "-",
-            "train ms": f"{1000 * t['train'] / n:.1f}",
-            "wait ms": f"{1000 * t['wait'] / n:.1f}",
-            "epoch s": f"{t['epoch']:.2f}",
+            "mode": name, "prefetch": prefetch, "batches": n,
+            **{f"{stage}_ms_per_batch": None if stage in untimed else 1000 * t[stage] / n
+               for stage in ("sample", "gather", "transfer", "train", "wait")},
+            "epoch_s": t["epoch"],
         })
-        rows[-1]["_wait"] = t["wait"] / n
     print(f"{args.dataset}: {data.num_nodes:,} nodes; fanouts {args.fanouts}, batch "
           f"{args.batch_size}; device {device}")
-    ratio = rows[1].pop("_wait") / rows[0].pop("_wait")
-    print_table(rows)
+    print_table(formatted(rows, COLUMNS))
+    ratio = rows[1]["wait_ms_per_batch"] / rows[0]["wait_ms_per_batch"]
     print(f"waiting with prefetch / sampling + gathering without: {100 * ratio:.0f}%")
+    results.write_outputs(args, "bench pipeline", rows)
     return rows

@@ -3,6 +3,10 @@
 Times the two stages of a batch separately (sampling ids; gathering the node and edge
 attributes into a ``Data``), then the loader end to end, and, where PyG's sampler
 backend (pyg-lib or torch-sparse) is importable, PyG's NeighborLoader on the same graph.
+
+Rows (``--out``, ``--csv``): ``loader``, ``ms_per_batch``, ``sample_ms_per_batch`` and
+``gather_ms_per_batch`` (None where the stages are not timed apart), ``edges_per_s``,
+``nodes_per_s``, ``cores_busy`` (CPU seconds per wall-clock second).
 """
 from __future__ import annotations
 
@@ -10,18 +14,33 @@ import argparse
 import math
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 
 import torch
 
+from graphbatch.cli import results
 from graphbatch.cli._args import add_check, nonnegative_int, positive_int
-from graphbatch.cli.report import print_table
+from graphbatch.cli.report import formatted, number, print_table
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
 from graphbatch.graph import CSRGraph
 from graphbatch.loader import NeighborLoader
 
 
+#: The printed table's columns, made from the rows' numbers.
+COLUMNS = {
+    "loader": itemgetter("loader"),
+    "ms/batch": number("ms_per_batch"),
+    "sample ms": number("sample_ms_per_batch"),
+    "gather ms": number("gather_ms_per_batch"),
+    "edges/s": number("edges_per_s", ".2f", 1e6, " M"),
+    "nodes/s": number("nodes_per_s", ".2f", 1e6, " M"),
+    "cores busy": number("cores_busy", ".2f"),
+}
+
+
 @dataclass
 class Timing:
+    staged: bool = False  # sampling and gathering timed apart
     batches: int = 0
     edges: int = 0
     nodes: int = 0
@@ -31,21 +50,21 @@ class Timing:
     cpu_s: float = 0.0
 
     def row(self, name: str) -> dict:
-        ms = 1000 * self.total_s / self.batches
+        """The row of loader ``name``: per-batch times and throughputs."""
         return {
             "loader": name,
-            "ms/batch": f"{ms:.1f}",
-            "sample ms": f"{1000 * self.sample_s / self.batches:.1f}" if self.sample_s else "-",
-            "gather ms": f"{1000 * self.gather_s / self.batches:.1f}" if self.gather_s else "-",
-            "edges/s": f"{self.edges / self.total_s / 1e6:.2f} M",
-            "nodes/s": f"{self.nodes / self.total_s / 1e6:.2f} M",
-            "cores busy": f"{self.cpu_s / self.total_s:.2f}",
+            "ms_per_batch": 1000 * self.total_s / self.batches,
+            "sample_ms_per_batch": 1000 * self.sample_s / self.batches if self.staged else None,
+            "gather_ms_per_batch": 1000 * self.gather_s / self.batches if self.staged else None,
+            "edges_per_s": self.edges / self.total_s,
+            "nodes_per_s": self.nodes / self.total_s,
+            "cores_busy": self.cpu_s / self.total_s,
         }
 
 
 def _stages(loader: NeighborLoader, num_batches: int, warmup: int) -> Timing:
     """Sampling and gathering timed apart, in the main process."""
-    t = Timing()
+    t = Timing(staged=True)
     loader.batches.new_epoch()
     for i, item in enumerate(loader.batches):
         if i == warmup + num_batches:
@@ -94,32 +113,49 @@ def pyg_backend() -> str | None:
     return None
 
 
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the skewed synthetic graph (:func:`skewed_pairs`), one definition
+    for every benchmark that builds it (``sampler``, ``saint``, ``cluster``)."""
+    p.add_argument("--num-nodes", type=positive_int, default=1_000_000,
+                   help="nodes of the skewed synthetic graph")
+    p.add_argument("--num-pairs", type=positive_int, default=10_000_000,
+                   help="random node pairs its edges are made of, each an edge both ways")
+    p.add_argument("--num-features", type=positive_int, default=100,
+                   help="float32 features per node")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-nodes", type=positive_int, default=1_000_000)
-    p.add_argument("--num-pairs", type=positive_int, default=10_000_000)
-    p.add_argument("--num-features", type=positive_int, default=100)
-    p.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5])
-    p.add_argument("--batch-size", type=positive_int, default=1024)
-    p.add_argument("--num-seeds", type=positive_int, default=100_000)
+    add_graph_arguments(p)
+    p.add_argument("--fanouts", type=int, nargs="+", default=[15, 10, 5],
+                   help="neighbors sampled per node, one number per hop")
+    p.add_argument("--batch-size", type=positive_int, default=1024,
+                   help="input nodes per batch")
+    p.add_argument("--num-input-nodes", type=positive_int, default=100_000,
+                   help="input nodes of an epoch, drawn at random from the graph's")
     p.add_argument("--batches", type=positive_int, default=30,
                    help="timed batches per measurement")
-    p.add_argument("--warmup", type=nonnegative_int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", type=nonnegative_int, default=3,
+                   help="untimed batches before each measurement")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the graph, the input nodes and the sampling")
+    results.add_output_arguments(p)
     add_check(p, _check)
 
 
 def _check(args: argparse.Namespace) -> str | None:
-    # Each measurement takes its batches from one epoch over the seeds.
-    seeds = min(args.num_seeds, args.num_nodes)
-    per_epoch = math.ceil(seeds / args.batch_size)
+    # Each measurement takes its batches from one epoch over the input nodes.
+    inputs = min(args.num_input_nodes, args.num_nodes)
+    per_epoch = math.ceil(inputs / args.batch_size)
     if per_epoch < args.warmup + args.batches:
-        return (f"--num-seeds {args.num_seeds} (of --num-nodes {args.num_nodes}) in batches of "
-                f"--batch-size {args.batch_size} give {per_epoch} batches, fewer than "
-                f"--warmup {args.warmup} + --batches {args.batches}")
+        return (f"--num-input-nodes {args.num_input_nodes} (of --num-nodes {args.num_nodes}) "
+                f"in batches of --batch-size {args.batch_size} give {per_epoch} batches, "
+                f"fewer than --warmup {args.warmup} + --batches {args.batches}")
     return None
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    """Builds the graph, times the loaders, prints the table, writes ``--out`` and
+    ``--csv``; returns the rows."""
     t0 = time.perf_counter()
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}, "
@@ -128,8 +164,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     graph = CSRGraph.from_data(data)
     print(f"CSRGraph built in {time.perf_counter() - t0:.2f} s")
     torch.manual_seed(args.seed)
-    seeds = torch.randperm(args.num_nodes)[: args.num_seeds]
-    common = dict(num_neighbors=args.fanouts, input_nodes=seeds, batch_size=args.batch_size,
+    inputs = torch.randperm(args.num_nodes)[: args.num_input_nodes]
+    common = dict(num_neighbors=args.fanouts, input_nodes=inputs, batch_size=args.batch_size,
                   shuffle=True)
     loader = NeighborLoader(data, graph=graph, **common)
     rows = [_stages(loader, args.batches, args.warmup).row("graphbatch (stages)"),
@@ -142,9 +178,9 @@ def run(args: argparse.Namespace) -> list[dict]:
 
         pyg = PyGNeighborLoader(data, **common)
         rows.append(_end_to_end(pyg, args.batches, args.warmup).row(f"PyG ({backend})"))
-    print_table(rows)
+    print_table(formatted(rows, COLUMNS))
     if backend is not None:
-        ours = float(rows[1]["edges/s"].split()[0])
-        theirs = float(rows[2]["edges/s"].split()[0])
-        print(f"graphbatch / PyG sampled edges/s: {ours / theirs:.1f}x")
+        ratio = rows[1]["edges_per_s"] / rows[2]["edges_per_s"]
+        print(f"graphbatch / PyG sampled edges/s: {ratio:.1f}x")
+    results.write_outputs(args, "bench sampler", rows)
     return rows

@@ -13,11 +13,11 @@ from graphbatch.cli import (
 )
 from graphbatch.cli._args import run_check
 from graphbatch.cli.main import build_parser, main
-from graphbatch.cli.train_bench import SAGE
+from graphbatch.cli.harness.models import SAGE
 from graphbatch.loader import NeighborLoader
 
 COUNTS = {  # command -> options that count something and must be positive
-    "bench": ["--epochs", "--batch-size", "--hidden"],
+    "bench": ["--epochs", "--seeds"],
     "bench sampler": ["--num-nodes", "--num-pairs", "--num-features", "--batch-size",
                       "--num-input-nodes", "--batches"],
     "bench gather": ["--row-bytes", "--table-mib", "--gather-mib", "--repeats"],
@@ -56,7 +56,7 @@ def test_counts_must_be_positive(capsys, command, option, value):
     assert f"argument {option}: must be at least 1, got {value}" in err
 
 
-@pytest.mark.parametrize("command, option", [("bench", "--num-workers"),
+@pytest.mark.parametrize("command, option", [("bench", "--split"),
                                              ("bench sampler", "--warmup")])
 def test_counts_that_may_be_zero_must_not_be_negative(capsys, command, option):
     err = _usage_error(capsys, [*command.split(), option, "-1"])

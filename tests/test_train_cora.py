@@ -6,7 +6,7 @@ import torch_geometric.transforms as T
 
 from conftest import needs_datasets
 from graphbatch import NeighborLoader
-from graphbatch.cli.train_bench import SAGE
+from graphbatch.cli.harness.models import SAGE
 from graphbatch.datasets import load
 
 pytestmark = needs_datasets

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from graphbatch.cli import results
 from graphbatch.cli._args import positive_int
 from graphbatch.cli.report import formatted, number, print_table
-from graphbatch.cli.train_bench import SAGE
+from graphbatch.cli.harness.models import SAGE
 from graphbatch.datasets import NAMES, load
 from graphbatch.graph import CSRGraph
 from graphbatch.loader import NeighborLoader

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/graphbatch bench
+	$(BIN)/graphbatch bench --dataset synthetic --sampler full neighbor saint-rw cluster --model sage --epochs 5
 
 bench: $(STAMP)
 	$(BIN)/graphbatch bench sampler

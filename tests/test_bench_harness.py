@@ -146,7 +146,9 @@ def test_every_sampler_trains_and_records_its_run(small, sampler):
     # may repeat nodes), never none.
     assert r["curve"][0]["targets"] >= (int(small.data.train_mask.sum()) if sampler in (
         "full", "neighbor", "cluster", "lazy") else 1)
-    assert r["peak_rss_mib"] >= r["start_rss_mib"] > 0
+    # Linux counts RSS per thread and folds the counts in every 64 page faults, so the
+    # two reads may disagree by a few hundred KiB per thread.
+    assert r["peak_rss_mib"] >= r["start_rss_mib"] - 4 and r["start_rss_mib"] > 0
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -19,40 +19,36 @@ from torch_geometric.nn import APPNP, GATConv, GCNConv, SAGEConv
 MODELS = ("sage", "gcn", "gat", "appnp")
 
 
-class SAGE(torch.nn.Module):
+class _TwoConvs(torch.nn.Module):
+    """Two ``conv`` layers, ReLU between, dropout before each."""
+
+    conv: type
+    takes_edge_weight: bool
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int, dropout: float = 0.5):
+        super().__init__()
+        self.conv1 = self.conv(in_channels, hidden)
+        self.conv2 = self.conv(hidden, out_channels)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
+        weight = (edge_weight,) if self.takes_edge_weight else ()
+        x = F.dropout(x, self.dropout, self.training)
+        x = F.relu(self.conv1(x, edge_index, *weight))
+        x = F.dropout(x, self.dropout, self.training)
+        return self.conv2(x, edge_index, *weight)
+
+
+class SAGE(_TwoConvs):
     """Two ``SAGEConv`` layers (mean aggregation, Hamilton et al., 2017)."""
 
-    takes_edge_weight = False
-
-    def __init__(self, in_channels: int, hidden: int, out_channels: int, dropout: float = 0.5):
-        super().__init__()
-        self.conv1 = SAGEConv(in_channels, hidden)
-        self.conv2 = SAGEConv(hidden, out_channels)
-        self.dropout = dropout
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
-        x = F.dropout(x, self.dropout, self.training)
-        x = F.relu(self.conv1(x, edge_index))
-        x = F.dropout(x, self.dropout, self.training)
-        return self.conv2(x, edge_index)
+    conv, takes_edge_weight = SAGEConv, False
 
 
-class GCN(torch.nn.Module):
+class GCN(_TwoConvs):
     """Two ``GCNConv`` layers (Kipf and Welling, 2017)."""
 
-    takes_edge_weight = True
-
-    def __init__(self, in_channels: int, hidden: int, out_channels: int, dropout: float = 0.5):
-        super().__init__()
-        self.conv1 = GCNConv(in_channels, hidden)
-        self.conv2 = GCNConv(hidden, out_channels)
-        self.dropout = dropout
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
-        x = F.dropout(x, self.dropout, self.training)
-        x = F.relu(self.conv1(x, edge_index, edge_weight))
-        x = F.dropout(x, self.dropout, self.training)
-        return self.conv2(x, edge_index, edge_weight)
+    conv, takes_edge_weight = GCNConv, True
 
 
 class GAT(torch.nn.Module):

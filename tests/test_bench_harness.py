@@ -299,3 +299,17 @@ def test_compare_pyg_runs_the_same_settings_through_pygs_classes(monkeypatch, tm
         assert ours["test_diff_vs_pyg"] == 0
         assert ours["speedup_vs_pyg"] > 0 and ours["memory_vs_pyg"] > 0
         assert theirs["sample_s"] is None  # PyG's stages are not instrumented
+
+
+def test_partitions_of_different_graphs_are_cached_apart(small, tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setenv("GRAPHBATCH_DATA_ROOT", str(tmp_path))
+    other = Dataset.of("other", planted_classes(num_nodes=1500, num_features=16, seed=4),
+                       "accuracy")
+    s = quick("cluster", epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cache of the other graph would warn and recompute
+        for ds in (small, other, small, other):
+            train_run(ds, "cluster", "gcn", 0, s, CPU, quiet=True)
+    assert len(list((tmp_path / "cache" / "metis-graphbatch").iterdir())) == 2

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 import graphbatch
+from graphbatch.cache import graph_digest
 from graphbatch.graph import CSRGraph
 
 GRAPHBATCH, PYG = "graphbatch", "pyg"
@@ -102,8 +103,10 @@ def build_source(sampler: str, data: Data, graph: CSRGraph, s: dict[str, Any],
                                                    **common)
         return Source(loader, "subgraph", time.perf_counter() - start)
     if sampler in ("cluster", "lazy"):
-        cluster_data = L.ClusterData(data, s["num_parts"], save_dir=_cache_dir(f"metis-{impl}"),
-                                     log=False, **({"graph": graph} if ours else {}))
+        # ClusterData names its file by the number of parts alone: one folder per graph.
+        folder = _cache_dir(f"metis-{impl}/{graph_digest(graph)}")
+        cluster_data = L.ClusterData(data, s["num_parts"], save_dir=folder, log=False,
+                                     **({"graph": graph} if ours else {}))
         if sampler == "cluster":
             loader = L.ClusterLoader(cluster_data, batch_size=s["batch_size"], shuffle=True,
                                      **({"device": device} if "device" in extra else {}))

@@ -35,8 +35,7 @@ def minibatch_lazygnn(name: str, data, args: argparse.Namespace) -> dict:
                         batch_size=args.clusters_per_batch, shuffle=True)
     model = LazyGNN(data.num_features, args.hidden, setup.num_classes, data.num_nodes,
                     num_layers=2, dropout=args.dropout,
-                    batch_norm=setup.batch_norm(args.batch_norm), steps=2,
-                    eval_steps=10)
+                    batch_norm=setup.batch_norm(args.batch_norm))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     best_val, best_test, train_s = -1.0, 0.0, 0.0
     for epoch in range(args.epochs):
@@ -74,7 +73,7 @@ def main() -> None:
     data = load(args.dataset)
     print("Part 1: full-batch, the same split and propagation for all three models")
     rows = lazy_bench.compare(args.dataset, data, args)
-    print_table([{k: v for k, v in r.items() if k != "runs"} for r in rows])
+    print_table([lazy_bench.printable(r) for r in rows])
     print("\nPart 2: LazyGNN on mini-batches (clusters + 2-hop halo), seed 0")
     print_table([minibatch_lazygnn(args.dataset, data, args)])
 

@@ -83,6 +83,24 @@ def test_lazy_settings_are_the_models_constructor_defaults():
     lazy = settings.defaults("lazy")
     for key in ("num_layers", "steps", "alpha", "beta", "gamma", "eval_steps"):
         assert lazy[key] == params[key].default
+    assert lazy["batch_norm"] == "auto"
+    assert settings.parse_overrides(["lazy.batch_norm=False"], ["lazy"]) == {
+        "lazy": {"batch_norm": "false"}}
+    with pytest.raises(ValueError, match="expected auto, true or false"):
+        settings.parse_overrides(["lazy.batch_norm=off"], ["lazy"])
+
+
+@pytest.mark.parametrize("public, batch_norm, expected", [
+    (True, "auto", False), (False, "auto", True), (True, "true", True), (False, "false", False)])
+def test_lazygnn_batch_norm_is_off_on_public_splits_unless_asked(small, public, batch_norm,
+                                                                 expected):
+    from dataclasses import replace
+
+    from graphbatch.cli.harness.train import build
+
+    model = build(replace(small, public_split=public), "lazygnn",
+                  quick("lazy", batch_norm=batch_norm), CPU)
+    assert isinstance(model.norms[0], torch.nn.BatchNorm1d) == expected
 
 
 # --- measurements ---------------------------------------------------------------------
@@ -313,3 +331,11 @@ def test_partitions_of_different_graphs_are_cached_apart(small, tmp_path, monkey
         for ds in (small, other, small, other):
             train_run(ds, "cluster", "gcn", 0, s, CPU, quiet=True)
     assert len(list((tmp_path / "cache" / "metis-graphbatch").iterdir())) == 2
+
+
+def test_public_splits_are_told_from_the_catalog(tmp_path):
+    from graphbatch.cli.train_bench import _public_split
+
+    torch.save(planted_classes(num_nodes=50, num_features=4), tmp_path / "g.pt")
+    assert [_public_split(n) for n in ("Cora", "CiteSeer", "Photo", "synthetic-small",
+                                       str(tmp_path / "g.pt"))] == [True, True, False, False, False]

@@ -115,6 +115,13 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{k: v for k, v in r.items() if k not in empty} for r in shown]
 
 
+def _public_split(name: str) -> bool:
+    try:
+        return catalog.entry(name).split == catalog.PUBLIC
+    except ValueError:  # a graph given by path
+        return False
+
+
 def _runs(ds: Dataset, sampler: str, model: str, s: dict[str, Any], args: argparse.Namespace,
           impl: str, bar: tqdm) -> list[dict[str, Any]]:
     runs = []
@@ -137,7 +144,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name in args.dataset:
         t0 = time.perf_counter()
         data = catalog.load(name, split=args.split)
-        ds = Dataset.of(name, data, catalog.metric_of(name))
+        ds = Dataset.of(name, data, catalog.metric_of(name), _public_split(name))
         if not args.quiet:
             print(f"{name}: {data.num_nodes:,} nodes, {data.num_edges:,} edges, "
                   f"{data.num_features} features, {ds.num_classes} classes, metric "

@@ -38,11 +38,13 @@ class Dataset:
     graph: CSRGraph
     metric: str
     num_classes: int
+    public_split: bool = False
     _normalized: Optional[tuple[Tensor, Tensor]] = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, name: str, data: Data, metric_name: str) -> "Dataset":
-        return cls(name, data, CSRGraph.from_data(data), metric_name, int(data.y.max()) + 1)
+    def of(cls, name: str, data: Data, metric_name: str, public_split: bool = False) -> "Dataset":
+        return cls(name, data, CSRGraph.from_data(data), metric_name, int(data.y.max()) + 1,
+                   public_split)
 
     def normalized(self) -> tuple[Tensor, Tensor]:
         """``Â``'s ``(edge_index, edge_weight)`` over the whole graph (LazyGNN's
@@ -102,7 +104,10 @@ def build(ds: Dataset, model_name: str, s: dict[str, Any], device: torch.device)
     data = ds.data
     if model_name == "lazygnn":
         return LazyGNN(data.num_features, s["hidden"], ds.num_classes, data.num_nodes,
-                       num_layers=s["num_layers"], dropout=s["dropout"], steps=s["steps"],
+                       num_layers=s["num_layers"],
+                       batch_norm=(not ds.public_split if s["batch_norm"] == "auto"
+                                   else s["batch_norm"] == "true"),
+                       dropout=s["dropout"], steps=s["steps"],
                        alpha=s["alpha"], beta=s["beta"], gamma=s["gamma"],
                        eval_steps=s["eval_steps"], pin=device.type == "cuda").to(device)
     return build_model(model_name, data.num_features, ds.num_classes, s).to(device)

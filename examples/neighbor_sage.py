@@ -17,8 +17,8 @@ has had ``x`` and ``y`` deleted. What differs, and why:
   13,752 nodes, 491,722 edges, dense like Reddit) instead of Reddit, which is not in the
   offline catalog; ``--epochs`` (PyG: 10) keeps test runs short.
 * ``num_workers=0`` by default (``--num-workers``) instead of 6: graphbatch samples and
-  gathers in two background threads already (``prefetch=2``), which on a small machine
-  is faster than forking worker processes.
+  gathers in two background threads already (``prefetch=2``); worker processes are
+  an option, not a need.
 * PyG moves ``x`` and ``y`` to the GPU first so that slicing them is a GPU gather. Here
   the data stays in host memory and the loaders get ``device=``: on CUDA the GPU reads
   each batch's rows from pinned host memory (zero-copy), on the CPU nothing changes.

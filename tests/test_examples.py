@@ -1,7 +1,7 @@
 """The tutorial notebooks (examples/notebooks/) and example scripts (examples/*.py) run.
 
 Each notebook is executed top to bottom by nbclient in a fresh kernel of this
-interpreter (the project's venv), with ``GRAPHBATCH_QUICK=1`` (the notebooks train fewer
+interpreter (the project's venv, through a kernel spec of the tests' own), with ``GRAPHBATCH_QUICK=1`` (the notebooks train fewer
 epochs but run every cell) and a temporary folder as its working directory, so that
 nothing is written into the checkout. A cell error fails the test with the notebook's
 name, the cell's number and source, and the traceback. Each script runs with
@@ -12,6 +12,7 @@ Committed notebooks hold no outputs: a test fails on any output or execution cou
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -49,10 +50,31 @@ SCRIPTS = {
 #: Seconds a notebook or script may take before the test fails (CI budget: about 8
 #: minutes for all of them on 2 cores).
 TIMEOUT = 300
+#: The kernel the notebooks run in: this interpreter, whatever kernels Jupyter knows.
+KERNEL = "graphbatch-tests"
 
 
 def _marks(needs: bool) -> list:
     return [needs_datasets, pytest.mark.slow] if needs else [pytest.mark.slow]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts)
+
+
+@pytest.fixture
+def kernel(tmp_path_factory, monkeypatch) -> str:
+    """A kernel spec running this interpreter (the venv's python), found first by
+    Jupyter (JUPYTER_PATH): a kernel spec of the user's own cannot take its place."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "graphbatch tests", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    return KERNEL
 
 
 def test_every_example_is_tested():
@@ -73,7 +95,7 @@ def test_notebook_is_stripped(name):
                        f"`python examples/notebooks/strip_outputs.py` before committing")
 
 
-def run_notebook(path: Path, workdir: Path) -> float:
+def run_notebook(path: Path, workdir: Path, kernel_name: str) -> float:
     """Executes the notebook at ``path`` in ``workdir``; returns its seconds. Fails the
     test naming the notebook and the cell on any error or timeout."""
     nb = nbformat.read(path, as_version=4)
@@ -82,7 +104,7 @@ def run_notebook(path: Path, workdir: Path) -> float:
     def on_cell_start(cell, cell_index, **kwargs):
         current["cell"] = cell_index + 1  # numbered from 1, markdown cells included
 
-    client = NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3",
+    client = NotebookClient(nb, timeout=TIMEOUT, kernel_name=kernel_name,
                             resources={"metadata": {"path": str(workdir)}},
                             on_cell_start=on_cell_start)
     start = time.perf_counter()
@@ -107,21 +129,22 @@ def run_notebook(path: Path, workdir: Path) -> float:
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(needs))
                                   for n, needs in sorted(NOTEBOOKS.items())])
-def test_notebook_runs(name, tmp_path, monkeypatch):
+def test_notebook_runs(name, tmp_path, monkeypatch, kernel):
     monkeypatch.setenv("GRAPHBATCH_QUICK", "1")
-    before = sorted(p.name for p in NOTEBOOK_DIR.iterdir())
-    seconds = run_notebook(NOTEBOOK_DIR / name, tmp_path)
+    before = _files(EXAMPLES)
+    seconds = run_notebook(NOTEBOOK_DIR / name, tmp_path, kernel)
     print(f"{name}: {seconds:.1f} s")
-    assert sorted(p.name for p in NOTEBOOK_DIR.iterdir()) == before, \
-        f"{name} wrote files beside itself"
+    assert _files(EXAMPLES) == before, f"{name} wrote files into examples/"
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(True)) for n in sorted(SCRIPTS)])
 def test_script_runs(name, tmp_path):
+    before = _files(EXAMPLES)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), *SCRIPTS[name]],
                           cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
     output = (proc.stdout + proc.stderr)[-4000:]
     assert proc.returncode == 0, f"{name} {' '.join(SCRIPTS[name])} failed:\n{output}"
     assert "Epoch" in proc.stdout or "Part 2" in proc.stdout, f"{name} printed:\n{output}"
+    assert _files(EXAMPLES) == before, f"{name} wrote files into examples/"
     print(f"{name}: {time.perf_counter() - start:.1f} s")

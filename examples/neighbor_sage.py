@@ -24,6 +24,10 @@ has had ``x`` and ``y`` deleted. What differs, and why:
   each batch's rows from pinned host memory (zero-copy), on the CPU nothing changes.
   Evaluation gathers the previous layer's output ``x_all`` itself, as PyG does.
 * Progress bars are off unless ``--progress`` (they clutter logs; PyG always shows them).
+
+On Amazon Computers the 10 epochs end near 65% test accuracy, still rising: its raw
+word-count features train slowly (row-normalized with ``T.NormalizeFeatures()``, 80%
+after 10 epochs). Reddit's features come preprocessed.
 """
 import argparse
 import copy

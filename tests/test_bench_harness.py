@@ -246,10 +246,18 @@ ROW_KEYS = ["dataset", "sampler", "model", "impl", "metric", "seeds", "test_mean
 
 
 def test_report_prints_the_table_and_draws_the_plots(tmp_path, capsys):
+    import matplotlib
+
     out = tmp_path / "r.json"
     main([*BENCH, "--sampler", "full", "cluster", "--out", str(out)])
     printed = capsys.readouterr().out
-    main(["report", str(out), "--plot", str(tmp_path / "plots")])
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")  # a backend of the caller's (a notebook's inline one) stays
+    try:
+        main(["report", str(out), "--plot", str(tmp_path / "plots")])
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(previous)
     report = capsys.readouterr().out
     assert report.splitlines()[:4] == printed.splitlines()  # header, rule, two rows
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())

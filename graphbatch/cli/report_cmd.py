@@ -30,17 +30,18 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def plot(doc: dict[str, Any], folder: Path) -> list[Path]:
-    """Writes the harness's plots of ``doc`` into ``folder``; returns their paths."""
-    import matplotlib
+    """Writes the harness's plots of ``doc`` into ``folder``; returns their paths.
 
-    matplotlib.use("Agg")  # files only: no display needed, none assumed
-    import matplotlib.pyplot as plt
+    Figures are made without pyplot, so the caller's backend and open figures (a
+    notebook's inline plots) are left as they were."""
+    from matplotlib.figure import Figure
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     rows = [r for r in doc["rows"] if "note" not in r]
     for dataset in dict.fromkeys(r["dataset"] for r in doc["runs"]):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig = Figure(figsize=(7, 4.5))
+        ax = fig.subplots()
         colors: dict[str, Any] = {}
         for run in (r for r in doc["runs"] if r["dataset"] == dataset):
             label = _label(run)
@@ -57,7 +58,8 @@ def plot(doc: dict[str, Any], folder: Path) -> list[Path]:
     labels = [f"{r['dataset']}\n{_label(r)}" for r in rows]
     for name, key, scale, unit in (("throughput", "edges_per_s", 1e6, "sampled edges/s (M)"),
                                    ("memory", "peak_rss_mib", 1.0, "peak host RSS (MiB)")):
-        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 4.5))
+        fig = Figure(figsize=(max(6, 0.6 * len(rows)), 4.5))
+        ax = fig.subplots()
         ax.bar(range(len(rows)), [(r[key] or 0) / scale for r in rows], color="C0",
                label=unit)
         if key == "peak_rss_mib" and any(r.get("cuda_peak_mib") for r in rows):
@@ -71,11 +73,8 @@ def plot(doc: dict[str, Any], folder: Path) -> list[Path]:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

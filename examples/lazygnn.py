@@ -4,8 +4,10 @@
     python examples/lazygnn.py --dataset CS    # Coauthor CS, random 60/20/20 split
 
 Part 1 trains the three models full-batch on the same split and prints test accuracy
-(mean ± std over seeds), epoch time and the memory autograd keeps per step (what grows
-with APPNP's K and does not with LazyGNN's steps). It is `graphbatch bench lazy`.
+(mean ± std over seeds), epoch time and the memory autograd keeps per step. Neither
+APPNP's nor LazyGNN's memory grows with its steps (the propagation is linear: autograd
+keeps the operator, not each step's output); APPNP's backward runs all K steps back,
+LazyGNN's mixes in the stored gradients instead. It is `graphbatch bench lazy`.
 
 Part 2 shows the mini-batch loop: a METIS partition, batches of whole clusters plus
 their complete 2-hop halo (`HaloLoader`), targets first; only the targets' rows of the

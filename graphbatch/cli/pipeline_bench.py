@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from graphbatch.cli import results
 from graphbatch.cli._args import positive_int
 from graphbatch.cli.report import formatted, number, print_table
+from graphbatch.cli.harness.measure import sync
 from graphbatch.cli.harness.models import SAGE
 from graphbatch.datasets import NAMES, load
 from graphbatch.graph import CSRGraph
@@ -60,11 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     results.add_output_arguments(p)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged: bool) -> dict:
     """One epoch, truncated to ``max_batches``. ``staged`` runs the loader's stages one by
     one in the loop (sample, gather, copy to the device), timing each; otherwise the
@@ -88,7 +84,7 @@ def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged:
             batch = loader.filter_fn(*sampled)
             w2 = time.perf_counter()
             moved = batch.to(device)
-            _sync(device)
+            sync(device)
             w3 = time.perf_counter()
             t["sample"] += w1 - w0
             t["gather"] += w2 - w1
@@ -105,7 +101,7 @@ def _epoch(loader: NeighborLoader, model, opt, device, max_batches: int, staged:
         out = model(batch.x, batch.edge_index)[: batch.batch_size]
         F.cross_entropy(out, batch.y[: batch.batch_size]).backward()
         opt.step()
-        _sync(device)
+        sync(device)
         t["train"] += time.perf_counter() - s0
         t["batches"] += 1
     t["epoch"] = time.perf_counter() - start

@@ -12,6 +12,13 @@ from torch import Tensor
 from graphbatch.loader.base import BatchLoader
 
 
+def sync(device: torch.device) -> None:
+    """Waits for ``device``'s queued work (CUDA runs asynchronously), so a clock read
+    after it covers the work; nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class StageTimer:
     """Seconds a loader spends sampling and gathering, summed over its threads.
 

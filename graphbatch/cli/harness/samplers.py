@@ -7,6 +7,7 @@ topology, GraphSAINT's random-walk roots, the device for zero-copy gathering).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -73,46 +74,47 @@ def build_source(sampler: str, data: Data, graph: CSRGraph, s: dict[str, Any],
                  device: torch.device, impl: str = GRAPHBATCH) -> Source:
     """The training source of ``sampler`` with settings ``s`` (see
     :func:`~graphbatch.cli.harness.settings.resolve`), from graphbatch's loaders or, with
-    ``impl="pyg"``, PyG's."""
-    import time
-
-    start = time.perf_counter()
-    L = _loader_classes(impl)
-    ours = impl == GRAPHBATCH
-    extra: dict[str, Any] = {"graph": graph} if ours else {}
-    if ours and device.type == "cuda":
-        extra["device"] = device
-    train_idx = data.train_mask.nonzero().view(-1)
+    ``impl="pyg"``, PyG's; ``prep_s`` is the time building it took."""
     if sampler == "full":
         return Source([data.to(device)], "whole")
+    start = time.perf_counter()
+    loader, kind = _loader(sampler, data, graph, s, device, impl)
+    return Source(loader, kind, time.perf_counter() - start)
+
+
+def _loader(sampler: str, data: Data, graph: CSRGraph, s: dict[str, Any],
+            device: torch.device, impl: str) -> tuple[Iterable[Data], str]:
+    """``(loader, kind)`` of a mini-batch sampler (see :class:`Source`)."""
+    L = _loader_classes(impl)
+    ours = impl == GRAPHBATCH
+    # graphbatch's own arguments: the prebuilt topology, zero-copy gathering on CUDA.
+    on_device: dict[str, Any] = {"device": device} if ours and device.type == "cuda" else {}
+    topology: dict[str, Any] = {"graph": graph} if ours else {}
+    train_idx = data.train_mask.nonzero().view(-1)
     if sampler == "neighbor":
-        loader = L.NeighborLoader(data, num_neighbors=s["fanouts"], input_nodes=train_idx,
-                                  batch_size=s["batch_size"], shuffle=True, **extra)
-        return Source(loader, "seeds", time.perf_counter() - start)
+        return L.NeighborLoader(data, num_neighbors=s["fanouts"], input_nodes=train_idx,
+                                batch_size=s["batch_size"], shuffle=True, **topology,
+                                **on_device), "seeds"
     if sampler.startswith("saint-"):
         common = dict(num_steps=s["num_steps"], sample_coverage=s["sample_coverage"],
-                      save_dir=_cache_dir(f"saint-{impl}"), log=False, **extra)
+                      save_dir=_cache_dir(f"saint-{impl}"), log=False, **topology, **on_device)
         if sampler == "saint-node":
-            loader = L.GraphSAINTNodeSampler(data, s["batch_size"], **common)
-        elif sampler == "saint-edge":
-            loader = L.GraphSAINTEdgeSampler(data, s["batch_size"], **common)
-        else:
-            if ours:  # the paper's walks start at training nodes; PyG's anywhere
-                common["roots"] = train_idx
-            loader = L.GraphSAINTRandomWalkSampler(data, s["batch_size"], s["walk_length"],
-                                                   **common)
-        return Source(loader, "subgraph", time.perf_counter() - start)
+            return L.GraphSAINTNodeSampler(data, s["batch_size"], **common), "subgraph"
+        if sampler == "saint-edge":
+            return L.GraphSAINTEdgeSampler(data, s["batch_size"], **common), "subgraph"
+        if ours:  # the paper's walks start at training nodes; PyG's anywhere
+            common["roots"] = train_idx
+        return L.GraphSAINTRandomWalkSampler(data, s["batch_size"], s["walk_length"],
+                                             **common), "subgraph"
     if sampler in ("cluster", "lazy"):
         # ClusterData names its file by the number of parts alone: one folder per graph.
         folder = _cache_dir(f"metis-{impl}/{graph_digest(graph)}")
         cluster_data = L.ClusterData(data, s["num_parts"], save_dir=folder, log=False,
-                                     **({"graph": graph} if ours else {}))
+                                     **topology)
         if sampler == "cluster":
-            loader = L.ClusterLoader(cluster_data, batch_size=s["batch_size"], shuffle=True,
-                                     **({"device": device} if "device" in extra else {}))
-            return Source(loader, "subgraph", time.perf_counter() - start)
-        loader = graphbatch.HaloLoader(data, num_hops=s["steps"], cluster_data=cluster_data,
-                                       batch_size=s["batch_size"], shuffle=True,
-                                       **({"device": device} if "device" in extra else {}))
-        return Source(loader, "lazy", time.perf_counter() - start)
+            return L.ClusterLoader(cluster_data, batch_size=s["batch_size"], shuffle=True,
+                                   **on_device), "subgraph"
+        return graphbatch.HaloLoader(data, num_hops=s["steps"], cluster_data=cluster_data,
+                                     batch_size=s["batch_size"], shuffle=True,
+                                     **on_device), "lazy"
     raise ValueError(f"sampler must be one of the harness's, got {sampler!r}")

@@ -24,8 +24,9 @@ from tqdm import tqdm
 from graphbatch.graph import CSRGraph
 from graphbatch.lazy import LazyGNN, normalized_adjacency
 from graphbatch.loader.base import BatchLoader
-from graphbatch.cli.harness.measure import PeakMemory, StageTimer, metric
+from graphbatch.cli.harness.measure import PeakMemory, StageTimer, metric, sync
 from graphbatch.cli.harness.models import build_model
+from graphbatch.cli.harness.settings import DEFAULTS
 from graphbatch.cli.harness.samplers import GRAPHBATCH, Source, build_source, loss_rows
 
 
@@ -54,11 +55,6 @@ class Dataset:
         return self._normalized
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class Evaluator:
     """Validation and test metric of a model on the whole graph or, where the whole
     graph's messages would exceed ``eval_max_floats``, on neighbor-sampled batches of
@@ -81,7 +77,8 @@ class Evaluator:
 
             nodes = (data.val_mask | data.test_mask).nonzero().view(-1)
             self.loader = graphbatch.NeighborLoader(
-                data, num_neighbors=[25, 10], input_nodes=nodes, batch_size=4096,
+                data, num_neighbors=DEFAULTS["neighbor"]["fanouts"], input_nodes=nodes,
+                batch_size=4096,
                 graph=ds.graph)
 
     @torch.no_grad()
@@ -142,7 +139,7 @@ def _epoch(model: torch.nn.Module, source: Source, opt: torch.optim.Optimizer,
         if batch.x.device != device:
             batch = batch.to(device, non_blocking=True)
             if timing:
-                _sync(device)
+                sync(device)
                 w2 = clock()
                 t["h2d_s"] += w2 - w1
                 w1 = w2
@@ -158,7 +155,7 @@ def _epoch(model: torch.nn.Module, source: Source, opt: torch.optim.Optimizer,
         targets += rows.numel()
         edges += batch.edge_index.size(1)
         if timing:
-            _sync(device)
+            sync(device)
             t["train_s"] += clock() - w1
         progress.update()
     progress.close()

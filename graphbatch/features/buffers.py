@@ -1,5 +1,5 @@
 """Host output buffers for gathered rows: huge-page backed, pinned when CUDA is present,
-and reused once no batch holds them.
+and reused once no batch holds them and no copy reads them.
 
 A batch's node features are hundreds of MB on large graphs. An allocating
 ``index_select`` spends most of its time in page faults on the new memory (measured
@@ -9,12 +9,21 @@ holds a batch in it (``list(loader)``, a loop keeping the previous batch): each 
 is handed out through a fresh numpy view, which every tensor and view made from it keeps
 alive; the pool holds only a weak reference to that view, and reuses the buffer only
 once the view is gone.
+
+A pinned buffer must also outlast the copies reading it: ``batch.to('cuda',
+non_blocking=True)`` only queues the copy, and the batch may be dropped before it runs.
+torch tracks that for the pinned memory it allocates itself, not for ours, so when a
+buffer's last view goes its registration records a CUDA event on the current stream of
+the current device (after any copy queued there), and the buffer is reused only once
+that event has completed. Copies queued on another stream, or for another device, must
+be waited for before the batch is dropped.
 """
 from __future__ import annotations
 
 import functools
 import math
 import mmap
+import os
 import threading
 import weakref
 from typing import Callable, Optional
@@ -61,23 +70,30 @@ class BufferPool:
         capacity: buffers kept for reuse; more live batches than that get buffers of
             their own, freed as usual.
         register: called once on each new buffer (``[nbytes]`` uint8), e.g. to pin it
-            in place for CUDA; its result is kept alive while the pool keeps the buffer
-            or a tensor uses it.
+            in place for CUDA, in the process that made the pool only (CUDA cannot be
+            used in a forked worker; workers' buffers stay plain). Its result is kept
+            alive while the pool keeps the buffer or a tensor uses it; where it has
+            ``fence()`` and ``idle()`` (a
+            :class:`~graphbatch.features.cuda.PinnedRegistration`), ``fence()`` is
+            called when a buffer's last view goes, and the buffer is reused once
+            ``idle()``.
     """
 
-    def __init__(self, capacity: int = 6, register: Optional[Callable[[np.ndarray], object]] = None):
+    def __init__(self, capacity: int = 6, register: Optional[Callable[[np.ndarray], object]] = None,
+                 _owner: Optional[int] = None):
         self.capacity = capacity
         self.register = register
+        self._owner = os.getpid() if _owner is None else _owner
         self._buffers: list[list] = []  # [raw uint8 array, registration, weakref or None]
         self.allocations = 0  # new buffers made, for tests and benchmarks
         self._lock = threading.Lock()  # prefetch threads gather concurrently
 
     def __getstate__(self) -> dict:
         # Buffers are per process: a pickled pool (sent to a worker) starts empty.
-        return {"capacity": self.capacity, "register": self.register}
+        return {"capacity": self.capacity, "register": self.register, "owner": self._owner}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["capacity"], state["register"])
+        self.__init__(state["capacity"], state["register"], state["owner"])
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised tensor on a buffer no live tensor uses."""
@@ -99,23 +115,42 @@ class BufferPool:
                 slot[2] = weakref.ref(view)
         if slot[1] is not None:
             # The registration lives as long as the view too, not only as long as the
-            # pool: a batch may outlive its store, and unpinning memory that an
-            # asynchronous copy to the GPU may still be reading is undefined.
-            weakref.finalize(view, lambda registration: None, slot[1])
+            # pool (a batch may outlive its store), and fences the copies queued from
+            # the buffer when the view goes.
+            weakref.finalize(view, _last_view_gone, slot[1]).atexit = False
         tensor = torch.from_numpy(view)
         return tensor if typed is not None else tensor.view(dtype).view(shape)
 
     def _free_slot(self, nbytes: int) -> list:
         free = [s for s in self._buffers if s[2] is None or s[2]() is None]
         fitting = [s for s in free if s[0].nbytes >= nbytes]
-        if fitting:
-            return min(fitting, key=lambda s: s[0].nbytes)
+        ready = [s for s in fitting if _idle(s[1])]
+        if ready:
+            return min(ready, key=lambda s: s[0].nbytes)
+        if fitting and len(self._buffers) >= self.capacity:
+            # Every fitting buffer is still read by a copy and the pool is full: wait
+            # for one rather than pin a new buffer for every batch.
+            slot = min(fitting, key=lambda s: s[0].nbytes)
+            slot[1].wait()
+            return slot
         self.allocations += 1
         raw = mapped_bytes(nbytes + nbytes // 4)  # headroom: batch sizes vary
-        slot = [raw, self.register(raw) if self.register else None, None]
+        pins = self.register is not None and os.getpid() == self._owner
+        slot = [raw, self.register(raw) if pins else None, None]
         if len(self._buffers) < self.capacity:
             self._buffers.append(slot)
         elif free:  # a free buffer too small for today's batches: replace it
             i = next(i for i, s in enumerate(self._buffers) if s is free[0])
             self._buffers[i] = slot
         return slot  # else a one-off buffer, freed with its last view
+
+
+def _idle(registration: object) -> bool:
+    idle = getattr(registration, "idle", None)
+    return idle is None or idle()
+
+
+def _last_view_gone(registration: object) -> None:
+    fence = getattr(registration, "fence", None)
+    if fence is not None:
+        fence()

@@ -1,7 +1,25 @@
-"""The feature store: node (or edge) tables in host memory, gathered by id."""
+"""The feature store: node (or edge) tables in host memory, gathered by id.
+
+Gathering onto a CUDA device takes one of two paths per table:
+
+- **zero-copy** (``pin=True``, tables in RAM): the table is pinned in place and the GPU
+  reads the rows it needs over unified addressing (:mod:`graphbatch.features.cuda`).
+- **staged** (memory-mapped tables, read-only arrays, ``pin=False``): the rows are
+  gathered on the CPU into a reused buffer (pinned with ``pin=True``) and copied to
+  the device on the current stream, which in a loader is a prefetch thread's side
+  stream. Pinning a file mapping would read the whole file into RAM and lock it
+  there, so tables larger than RAM take this path on a GPU too; a pinned buffer is
+  refilled only once the copy reading it is done.
+
+Device reads and writes of a pinned table are ordered with the host's: the host
+reads or writes a table (indexing, CPU gathers and scatters, ``share_memory_``,
+``release``) only after the device work queued on it is done, and a device access on
+one stream waits for the device writes queued on others.
+"""
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Mapping, Optional, Union
@@ -20,7 +38,7 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 TABLE_KINDS = "biuf"
 
 
-def _open_npy(path: Path, name: str) -> Tensor:
+def _open_npy(path: Path, name: str) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r")
     except Exception as exc:  # noqa: BLE001 -- a corrupted header raises tokenize's TokenError
@@ -32,10 +50,22 @@ def _open_npy(path: Path, name: str) -> Tensor:
             f"table {name!r}: {str(path)!r} holds dtype {array.dtype}, expected a native "
             "bool, integer or float dtype"
         )
+    return array
+
+
+def _from_numpy(array: np.ndarray) -> Tensor:
     with warnings.catch_warnings():
-        # The map is read-only and only ever read; torch warns about non-writable arrays.
+        # A read-only array is only ever read (scatter_ refuses it); torch warns
+        # about non-writable arrays.
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(array)
+
+
+def _reopen(recipe: tuple) -> Tensor:
+    """A memory-mapped table opened again from ``(file, dtype, shape, offset, mode)``."""
+    filename, dtype, shape, offset, mode = recipe
+    return _from_numpy(np.memmap(filename, dtype=np.dtype(dtype), mode=mode, shape=shape,
+                                 offset=offset))
 
 
 def data_tables(data, kind: str, num_nodes: Optional[int],
@@ -76,8 +106,10 @@ class FeatureStore:
         dtype: store floating tables in this precision (``torch.float16`` or
             ``torch.bfloat16``) to halve the bytes moved; gathered rows come back in it.
             Memory-mapped tables are never converted (that would read them whole).
-        pin: pin the tables in place for zero-copy CUDA gathers (``None``: when CUDA
-            is available).
+        pin: pin the tables in place for zero-copy CUDA gathers, and the buffers of
+            CPU gathers for asynchronous copies (``None``: when CUDA is available).
+            Pinning happens in the process that made the store only: in worker
+            processes the store gathers into plain memory.
     """
 
     def __init__(
@@ -94,6 +126,10 @@ class FeatureStore:
         self._tables: dict[str, Tensor] = {}
         self._mapped: dict[str, str] = {}  # memory-mapped tables: name -> file
         self._writable_maps: set[str] = set()  # of those, maps opened for writing (r+, w+)
+        # How each memory-mapped table is opened again where the store is unpickled
+        # (a worker process): pickling the tensor would copy the file into shared memory.
+        self._maps: dict[str, tuple] = {}
+        self._frozen: set[str] = set()  # in-memory tables of read-only arrays
         for name, source in tables.items():
             table = self._load(name, source)
             if table.dim() == 0:
@@ -111,28 +147,37 @@ class FeatureStore:
             self._tables[name] = table.contiguous()
         self.num_rows: int = num_rows or 0
         self.pin = cuda.cuda_available() if pin is None else bool(pin)
+        self._owner = os.getpid()
+        self._pool = BufferPool(register=cuda.register_array if self.pin else None)
+        self._init_device_state()
+
+    def _init_device_state(self) -> None:
+        # Guards the registrations and aliases: prefetch threads gather concurrently,
+        # and release() may come from any thread.
+        self._lock = threading.RLock()
         self._pinned: dict[str, cuda.PinnedRegistration] = {}
         self._aliases: dict[tuple[str, torch.device], Tensor] = {}
-        self._pool = BufferPool(register=cuda.register_array if self.pin else None)
+        # Device writes not yet known to be done: table -> {stream: event}.
+        self._writes: dict[str, dict] = {}
 
     def _load(self, name: str, source: Source) -> Tensor:
+        if isinstance(source, (str, os.PathLike)):
+            source = _open_npy(Path(source), name)
         if isinstance(source, Tensor):
             table = source.detach()
         elif isinstance(source, np.ndarray):
             if source.dtype.kind not in TABLE_KINDS:
                 raise TypeError(f"table {name!r} has dtype {source.dtype}; expected bool, int or float")
             if isinstance(source, np.memmap) and source.flags.c_contiguous:
-                self._mapped[name] = str(source.filename)  # read in place, like a .npy path
+                self._mapped[name] = str(source.filename)  # read in place
+                mode = {"w+": "r+"}.get(source.mode, source.mode)  # w+ would truncate
+                self._maps[name] = (str(source.filename), source.dtype.str, source.shape,
+                                    source.offset, mode)
                 if source.flags.writeable:
                     self._writable_maps.add(name)
-            with warnings.catch_warnings():
-                # A read-only map is only ever read (scatter_ refuses mapped tables);
-                # torch warns about non-writable arrays.
-                warnings.simplefilter("ignore", UserWarning)
-                table = torch.from_numpy(np.ascontiguousarray(source))
-        elif isinstance(source, (str, os.PathLike)):
-            self._mapped[name] = str(source)
-            return _open_npy(Path(source), name)
+            elif not source.flags.writeable:
+                self._frozen.add(name)
+            table = _from_numpy(np.ascontiguousarray(source))
         else:
             raise TypeError(f"table {name!r} must be a tensor, numpy array or .npy path, got "
                             f"{type(source).__name__}")
@@ -158,16 +203,36 @@ class FeatureStore:
         return name in self._tables
 
     def __getitem__(self, name: str) -> Tensor:
+        """The whole table, in host memory, once the device work queued on it is done."""
+        self._host_access(name)
         return self._tables[name]
+
+    def __getstate__(self) -> dict:
+        # Registrations and device aliases belong to this process and its CUDA
+        # context; memory-mapped tables travel as their files.
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_lock", "_pinned", "_aliases", "_writes")}
+        state["_tables"] = {name: self._maps.get(name, table)
+                            for name, table in self._tables.items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._tables = {name: _reopen(t) if name in self._maps else t
+                        for name, t in self._tables.items()}
+        self._init_device_state()
 
     def __repr__(self) -> str:
         tables = ", ".join(f"{k}={tuple(v.shape)} {v.dtype}" for k, v in self._tables.items())
         return f"FeatureStore(num_rows={self.num_rows}, {tables})"
 
     def share_memory_(self) -> "FeatureStore":
-        """Moves in-memory tables to shared memory so worker processes read them in place."""
+        """Moves in-memory tables to shared memory so worker processes read them in
+        place. A table that moves is unpinned first (its device alias would read the
+        old memory); the next device gather pins it again."""
         for name, table in self._tables.items():
-            if name not in self._mapped:
+            if name not in self._mapped and not table.is_shared():
+                self._forget(name)
                 table.share_memory_()
         return self
 
@@ -191,12 +256,54 @@ class FeatureStore:
     def gather_unchecked(self, name: str, index: Tensor,
                          device: Optional[torch.device] = None) -> Tensor:
         """:meth:`gather` for ids already validated (int64 CPU tensor, in range)."""
+        device = _cuda_device(device)
+        if device is not None and self._zero_copy(name):
+            return self._device_gather(name, cuda.DeviceIndex(index, device))
+        return self._host_gather(name, index, device)
+
+    def gather_all(self, index: Tensor, device: Optional[torch.device] = None
+                   ) -> dict[str, Tensor]:
+        """Rows ``index`` (validated, as for :meth:`gather_unchecked`) of every table,
+        by name. On a CUDA device the ids are moved and sorted once for all tables."""
+        device = _cuda_device(device)
+        prepared = None
+        rows = {}
+        for name in self._tables:
+            if device is not None and self._zero_copy(name):
+                if prepared is None:
+                    prepared = cuda.DeviceIndex(index, device)
+                rows[name] = self._device_gather(name, prepared)
+            else:
+                rows[name] = self._host_gather(name, index, device)
+        return rows
+
+    def _zero_copy(self, name: str) -> bool:
+        """Whether CUDA reads table ``name`` in place (see the module docstring)."""
+        return (self.pin and name not in self._mapped and name not in self._frozen
+                and os.getpid() == self._owner)
+
+    def _host_gather(self, name: str, index: Tensor, device: Optional[torch.device]) -> Tensor:
+        """Rows gathered on the CPU into a pool buffer, then copied to a CUDA
+        ``device`` if given (the staged path)."""
         table = self._tables[name]
-        if device is not None and torch.device(device).type == "cuda":
-            device = torch.device(device)
-            return cuda.gather_on_device(self._alias(name, device), index, device)
-        out = self._pool.empty((index.numel(), *table.shape[1:]), table.dtype)
-        return cpu.gather_into(table, index, out)
+        self._host_access(name)
+        out = cpu.gather_into(table, index,
+                              self._pool.empty((index.numel(), *table.shape[1:]), table.dtype))
+        if device is None:
+            return out
+        # The buffer's last view goes inside the device's context, so its fence is
+        # recorded on the stream that queued the copy.
+        with torch.cuda.device(device):
+            rows = cuda.copy_to(out, device)
+            del out
+        return rows
+
+    def _device_gather(self, name: str, index: cuda.DeviceIndex) -> Tensor:
+        with self._lock:
+            alias, registration, stream = self._device_access(name, index.device)
+            rows = cuda.gather_on_device(alias, index)
+            registration.fence(stream)
+        return rows
 
     def scatter_(self, name: str, index: Tensor, values: Tensor) -> None:
         """Writes ``values`` ([len(index), ...], any device) to rows ``index`` of table
@@ -211,29 +318,70 @@ class FeatureStore:
         if values.shape != (index.numel(), *table.shape[1:]):
             raise ValueError(f"values for table {name!r} must have shape "
                              f"{(index.numel(), *table.shape[1:])}, got {tuple(values.shape)}")
-        if values.is_cuda:
-            alias = self._alias(name, values.device)
-            alias.index_copy_(0, index.to(values.device), values.to(table.dtype))
+        if values.is_cuda and self._zero_copy(name):
+            with self._lock:
+                alias, registration, stream = self._device_access(name, values.device)
+                cuda.scatter_on_device(alias, index, values.to(table.dtype))
+                registration.fence(stream)
+                event = torch.cuda.Event()
+                event.record(stream)
+                self._writes.setdefault(name, {})[stream] = event
         else:
-            table.index_copy_(0, index, values.to(table.dtype))
+            values = values.to(device="cpu", dtype=table.dtype)
+            self._host_access(name)
+            table.index_copy_(0, index, values)
 
     def _read_only(self, name: str) -> bool:
-        return name in self._mapped and name not in self._writable_maps
+        return ((name in self._mapped and name not in self._writable_maps)
+                or name in self._frozen)
 
-    def _alias(self, name: str, device: torch.device) -> Tensor:
+    def _device_access(self, name: str, device: torch.device) -> tuple:
+        """The alias of table ``name`` on ``device``, its registration, and the current
+        stream there, made to wait for the device writes of other streams. Under
+        ``_lock``."""
+        device = torch.device("cuda", cuda.ordinal_of(device))
         key = (name, device)
         if key not in self._aliases:
             table = self._tables[name]
             if name not in self._pinned:
                 self._pinned[name] = cuda.PinnedRegistration(
                     table, table.data_ptr(), table.numel() * table.element_size(),
-                    read_only=self._read_only(name))
-            self._aliases[key] = cuda.device_alias(table, device)
-        return self._aliases[key]
+                    f"table {name!r}", cuda.ordinal_of(device), table.is_pinned())
+            self._aliases[key] = cuda.device_alias(table, device, self._pinned[name],
+                                                   f"table {name!r}")
+        stream = torch.cuda.current_stream(device)
+        for other, event in self._writes.get(name, {}).items():
+            if other != stream:
+                stream.wait_event(event)
+        return self._aliases[key], self._pinned[name], stream
+
+    def _host_access(self, name: str) -> None:
+        """Waits until the device work queued on table ``name`` is done."""
+        registration = self._pinned.get(name)
+        if registration is not None:
+            registration.wait()
+            self._writes.pop(name, None)
+
+    def _forget(self, name: str) -> None:
+        """Drops table ``name``'s aliases and unpins it, once its device work is done."""
+        with self._lock:
+            for key in [k for k in self._aliases if k[0] == name]:
+                del self._aliases[key]
+            self._writes.pop(name, None)
+            registration = self._pinned.pop(name, None)
+            if registration is not None:
+                registration.release()
 
     def release(self) -> None:
-        """Unpins the tables now (also done when the store is freed)."""
-        self._aliases.clear()
-        for registration in self._pinned.values():
-            registration.release()
-        self._pinned.clear()
+        """Unpins the tables now, once the device work queued on them is done (also
+        done when the store is freed)."""
+        for name in list(self._tables):
+            self._forget(name)
+
+
+def _cuda_device(device: Union[str, torch.device, None]) -> Optional[torch.device]:
+    """``device`` as a ``torch.device`` if it is a CUDA device, else None."""
+    if device is None:
+        return None
+    device = torch.device(device)
+    return device if device.type == "cuda" else None

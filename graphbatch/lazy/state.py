@@ -14,7 +14,9 @@ class LazyState:
     """``M_fea`` and ``M_grad`` ([N, C] float32 each) and whether each node's rows were
     written yet ([N] bool each), held in a :class:`~graphbatch.features.FeatureStore`:
     host memory, pinned where CUDA is available, so a GPU gathers and scatters the rows
-    of a batch in place (zero-copy) and the device holds only the batch's rows.
+    of a batch in place (zero-copy) and the device holds only the batch's rows. The
+    host views (:meth:`written`, indexing, :meth:`reset`) wait for the device writes
+    queued on the state first; with ``pin=False`` the rows go through the CPU.
 
     Args:
         num_nodes: ``N``.

@@ -61,10 +61,10 @@ def assemble(
         out_store.num_nodes = out.node.numel()
     for key, value, index, dim in sliced:
         out_store[key] = _index(value, index, dim)
-    for name in nodes.names:
-        out_store[name] = nodes.gather_unchecked(name, out.node, device)
-    for name in edges.names:
-        out_store[name] = edges.gather_unchecked(name, out.edge, device)
+    for name, rows in nodes.gather_all(out.node, device).items():
+        out_store[name] = rows
+    for name, rows in edges.gather_all(out.edge, device).items():
+        out_store[name] = rows
     out_store.edge_index = (out.edge_index if out.edge_index is not None
                             else torch.stack([out.row, out.col]))
     if "n_id" not in attrs:

@@ -176,7 +176,11 @@ class BatchLoader(torch.utils.data.DataLoader):
         whole ``Data`` batch with ``filter_per_worker``."""
         out, meta = self.sample(item)
         if self.filter_per_worker:
-            return self.filter_fn(out, meta, device=None)
+            # Without workers the batch is built on the device directly: a copy from a
+            # CPU batch dropped right after would still read its reused buffers. A
+            # worker builds it in plain memory (CUDA is not used in workers).
+            in_worker = torch.utils.data.get_worker_info() is not None
+            return self.filter_fn(out, meta, device=None if in_worker else self.device)
         return out, meta
 
     def filter_fn(self, out: SampledSubgraph, meta: Any,
@@ -190,7 +194,11 @@ class BatchLoader(torch.utils.data.DataLoader):
 
     def _finish(self, sampled: Any) -> Data:
         if self.filter_per_worker:
-            return sampled if self.device is None else sampled.to(self.device, non_blocking=True)
+            if self.device is None or self.num_workers == 0:
+                return sampled
+            # From a worker's shared memory, not a reused buffer: pageable, so the copy
+            # has read it when this returns.
+            return sampled.to(self.device, non_blocking=True)
         return self.filter_fn(*sampled, device=self.device)
 
     def _sample_and_finish(self, item: tuple) -> Data:

@@ -1,0 +1,510 @@
+"""The CUDA host-memory rules of the feature store, checked on the CPU.
+
+A fake driver and a fake GPU (``tests/fake_cuda.py``) stand in for CUDA: device work
+runs late, only when waited for, so reusing, rewriting or unpinning memory before the
+work that touches it has run gives wrong values or an error here, as it would on a GPU.
+``tests/test_cuda_zero_copy.py`` checks the same rules on a real GPU.
+"""
+from __future__ import annotations
+
+import gc
+import pickle
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from fake_cuda import PAGE, FakeDriver, FakeGPU, Overlay, cuda_tensor, torch_with_cuda
+from graphbatch import NeighborLoader
+from graphbatch.features import BufferPool, FeatureStore
+from graphbatch.features import buffers as buffers_module
+from graphbatch.features import cuda as cuda_module
+from graphbatch.features import cuda_driver
+from graphbatch.features import store as store_module
+from graphbatch.lazy.state import LazyState
+
+CUDA = torch.device("cuda", 0)
+
+
+@pytest.fixture
+def driver(monkeypatch) -> FakeDriver:
+    fake = FakeDriver()
+    monkeypatch.setattr(cuda_module, "driver", lambda: fake)
+    yield fake
+    gc.collect()  # the test's stores unpin while the fake still stands in
+    assert fake.errors == []
+    assert fake.registers == fake.unregisters, "registrations left behind"
+    assert cuda_module.registered_ranges() == []
+
+
+@pytest.fixture
+def gpu(monkeypatch, driver: FakeDriver) -> FakeGPU:
+    fake = FakeGPU(driver)
+    overlay = torch_with_cuda(
+        Stream=fake.Stream, Event=fake.Event, current_stream=fake.current_stream,
+        stream=fake.stream, device=fake.device, current_device=fake.current_device)
+    monkeypatch.setattr(cuda_module, "torch", overlay)
+    monkeypatch.setattr(store_module, "torch", overlay)
+    for name in ("copy_to", "gather_on_device", "scatter_on_device", "alias_at"):
+        monkeypatch.setattr(cuda_module, name, getattr(fake, name))
+    monkeypatch.setattr(cuda_module, "DeviceIndex", fake.device_index())
+    yield fake
+    fake.finish()
+
+
+def done(gpu: FakeGPU, rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` once the device work queued so far has run."""
+    gpu.finish()
+    return rows
+
+
+def _pages_of(t: torch.Tensor) -> tuple[int, int]:
+    ptr, nbytes = t.data_ptr(), t.numel() * t.element_size()
+    return ptr - ptr % PAGE, -(-(ptr + nbytes) // PAGE) * PAGE
+
+
+# --------------------------------------------------------------------------- 1. buffer reuse
+
+
+def test_a_buffer_is_not_handed_out_before_the_copy_reading_it_is_done(gpu):
+    """A batch copied asynchronously and dropped: its pinned buffer is refilled only
+    once the event recorded when it was dropped has completed."""
+    pool = BufferPool(capacity=4, register=cuda_module.register_array)
+    first = pool.empty((1 << 16,), torch.float32)
+    address = first.data_ptr()
+    cuda_module.copy_to(first, CUDA)  # queued, not run
+    del first
+    second = pool.empty((1 << 16,), torch.float32)
+    assert second.data_ptr() != address, "a buffer a queued copy reads was handed out"
+    del second
+    gpu.finish()
+    third = pool.empty((1 << 16,), torch.float32)
+    assert pool.allocations == 2 and third.data_ptr() in (address, pool._buffers[1][0].ctypes.data)
+
+
+def test_copies_of_dropped_batches_read_their_own_rows(gpu, driver):
+    """The race of issue 15: batches gathered into pinned buffers, copied to the device
+    without synchronizing and dropped; the device runs late. Every copy must still see
+    its own batch's rows, and once the pool is full it waits instead of pinning more."""
+    x = torch.randn(30_000, 16)
+    store = FeatureStore({"x": x}, pin=True)
+    gen = torch.Generator().manual_seed(0)
+    ids = [torch.randint(0, 30_000, (20_000,), generator=gen) for _ in range(20)]
+    copies = []
+    for index in ids:
+        batch = store.gather("x", index)
+        assert driver.pins_tensor(batch)
+        copies.append(cuda_module.copy_to(batch, CUDA))
+        del batch
+    gpu.finish()
+    for index, copy in zip(ids, copies):
+        assert torch.equal(copy, x[index])
+    assert store._pool.allocations == store._pool.capacity
+    assert gpu.synchronized, "a full pool of busy buffers did not wait for one"
+
+
+def test_pinned_buffers_are_unpinned_with_the_store_and_their_last_batch(gpu, driver):
+    x = torch.randn(30_000, 16)
+    ids = torch.arange(20_000)  # 1.3 MB of rows: pooled
+    store = FeatureStore({"x": x}, pin=True)
+    held = [store.gather("x", ids) for _ in range(store._pool.capacity + 1)]
+    assert all(torch.equal(h, x[:20_000]) for h in held)
+    assert all(driver.pins_tensor(h) for h in held), "a pool buffer was not pinned"
+    assert not driver.pins_tensor(x)
+    one_off = held.pop()
+    del one_off
+    gc.collect()
+    assert len(driver.pinned) == len(held), "a one-off buffer outlived its batch pinned"
+    kept = held[0]
+    del held, store
+    gc.collect()
+    assert driver.pins_tensor(kept), "a buffer was unpinned while a batch in it lives"
+    assert len(driver.pinned) == 1
+    del kept
+
+
+def test_unpinned_store_registers_nothing(gpu, driver):
+    store = FeatureStore({"x": torch.randn(30_000, 16)}, pin=False)
+    ids = torch.arange(20_000)
+    assert torch.equal(store.gather("x", ids, device=CUDA), store["x"][ids])
+    assert driver.registers == {} and gpu.aliases == []
+
+
+# --------------------------------------------------------------------------- 2. workers
+
+
+class _NoCuda:
+    def __getattr__(self, name: str):
+        raise AssertionError(f"torch.cuda.{name} used in a worker process")
+
+
+def _forbid_cuda(worker_id: int) -> None:
+    cuda_module.torch = Overlay(torch, cuda=_NoCuda())
+    store_module.torch = Overlay(torch, cuda=_NoCuda())
+
+    def no_driver():
+        raise AssertionError("the CUDA driver used in a worker process")
+    cuda_module.driver = no_driver
+    cuda_driver.driver = no_driver
+
+
+@pytest.mark.parametrize("filter_per_worker", [True, False])
+def test_workers_make_no_cuda_call(gpu, driver, filter_per_worker):
+    """A pinned store's workers gather into plain memory: any CUDA call there raises
+    (a forked worker cannot use the parent's context)."""
+    gen = torch.Generator().manual_seed(0)
+    n = 3000
+    data = Data(x=torch.randn(n, 64, generator=gen),
+                edge_index=torch.randint(0, n, (2, 30_000), generator=gen), num_nodes=n)
+    store = FeatureStore({"x": data.x}, pin=True)
+    kwargs = dict(num_neighbors=[10, 10], batch_size=500, node_store=store, prefetch=0,
+                  filter_per_worker=filter_per_worker)
+    torch.manual_seed(1)
+    expected = [b.x.clone() for b in NeighborLoader(data, **kwargs)]
+    torch.manual_seed(1)
+    loader = NeighborLoader(data, num_workers=2, worker_init_fn=_forbid_cuda, **kwargs)
+    got = [b.x.clone() for b in loader]
+    assert len(got) == len(expected) and all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert expected[0].numel() * 4 >= buffers_module.POOL_MIN_BYTES  # the pool was used
+
+
+def test_pool_pins_only_in_its_own_process(driver, monkeypatch):
+    pool = BufferPool(register=cuda_module.register_array)
+    clone = pickle.loads(pickle.dumps(pool))
+    monkeypatch.setattr(buffers_module.os, "getpid", lambda: -1)  # as in a worker
+    for p in (pool, clone):
+        assert p.empty((1 << 17,), torch.float32).numel()
+    assert driver.registers == {}
+
+
+# --------------------------------------------------------------------------- 3. device pointers
+
+
+def test_alias_is_made_at_the_device_address_on_the_device_asked(gpu, driver):
+    x = torch.randn(1000, 8)
+    ids = torch.tensor([5, 0, 999, 5])
+    driver.host_pointer_ok = False
+    driver.pointer_offset = 1 << 40
+    store = FeatureStore({"x": x}, pin=True)
+    assert torch.equal(done(gpu, store.gather("x", ids, device="cuda:1")), x[ids])
+    assert gpu.aliases == [(x.data_ptr() + (1 << 40), torch.device("cuda", 1))]
+    assert driver.contexts[-1] == 1
+    store.release()
+
+
+def test_host_address_is_used_where_the_device_allows(gpu, driver):
+    x = torch.randn(1000, 8)
+    store = FeatureStore({"x": x}, pin=True)
+    store.gather("x", torch.tensor([1]), device="cuda")
+    assert gpu.aliases == [(x.data_ptr(), CUDA)]
+    store.release()
+
+
+def test_a_table_without_a_device_address_fails_clearly(gpu, driver):
+    driver.host_pointer_ok = False
+    driver.pointer_error = 201
+    store = FeatureStore({"feat": torch.randn(1000, 8)}, pin=True)
+    with pytest.raises(RuntimeError, match="table 'feat'.*no address on cuda:0.*fake CUDA error 201"):
+        store.gather("feat", torch.tensor([1]), device="cuda")
+    store.release()
+
+
+def test_a_table_in_several_registrations_needs_host_addresses(gpu, driver):
+    base = torch.zeros(4 * PAGE // 4)
+    middle = FeatureStore({"m": base[PAGE // 4: 2 * PAGE // 4]}, pin=True)
+    middle.gather("m", torch.tensor([0]), device="cuda")  # pins the second page alone
+    driver.host_pointer_ok = False
+    whole = FeatureStore({"w": base}, pin=True)
+    with pytest.raises(RuntimeError, match="table 'w'.*several registrations"):
+        whole.gather("w", torch.tensor([0]), device="cuda")
+    whole.release()
+    middle.release()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.bool, torch.int64])
+def test_alias_at_shares_the_memory(dtype):
+    table = torch.zeros(7, 3, dtype=dtype)
+    alias = cuda_module.alias_at(table.data_ptr(), torch.device("cpu"), table)
+    assert alias.shape == table.shape and alias.dtype == dtype and alias.stride() == table.stride()
+    alias[2] = torch.ones(3, dtype=dtype)
+    assert torch.equal(table[2], torch.ones(3, dtype=dtype))
+
+
+# --------------------------------------------------------------------------- 4. page ranges
+
+
+def test_small_tables_on_one_page_share_one_registration(gpu, driver):
+    base = torch.zeros(64)
+    a = FeatureStore({"labels": base[:16]}, pin=True)
+    b = FeatureStore({"mask": base[16:32]}, pin=True)
+    for store, name in ((a, "labels"), (b, "mask")):
+        assert torch.equal(done(gpu, store.gather(name, torch.tensor([3]), device="cuda")), torch.zeros(1))
+    assert sum(driver.registers.values()) == 1
+    a.release()
+    assert driver.pins_tensor(base[16:32]), "releasing one table unpinned its neighbour"
+    b.release()
+    assert driver.pinned == {}
+
+
+def test_a_view_pinned_first_then_its_base(gpu, driver):
+    """The base's pages around the view are registered as their own ranges; every
+    page is unpinned once, whichever goes first."""
+    base = torch.randn(6 * PAGE // 4)
+    view = base[2 * PAGE // 4: 3 * PAGE // 4].view(-1, 8)
+    ids = torch.tensor([0, 5])
+    small = FeatureStore({"v": view}, pin=True)
+    assert torch.equal(done(gpu, small.gather("v", ids, device="cuda")), view[ids])
+    big = FeatureStore({"b": base.view(-1, 8)}, pin=True)
+    assert torch.equal(done(gpu, big.gather("b", ids, device="cuda")), base.view(-1, 8)[ids])
+    assert driver.pins_tensor(base)
+    assert sum(driver.registers.values()) == 3  # the view's page, then the two sides
+    small.release()
+    assert driver.pins_tensor(base)
+    big.release()
+    assert driver.pinned == {}
+
+
+def test_memory_pinned_elsewhere_is_used_as_it_is(driver):
+    owner = np.zeros(3 * PAGE, dtype=np.uint8)
+    registration = cuda_module.PinnedRegistration(owner, owner.ctypes.data, owner.nbytes,
+                                                  "table 't'", 0, pinned_elsewhere=True)
+    assert driver.registers == {} and registration.single_range
+    registration.release()
+
+
+def test_partly_pinned_memory_fails_clearly_and_pins_nothing(gpu, driver):
+    x = torch.randn(3 * PAGE // 4)
+    start, end = _pages_of(x)
+    driver.foreign.append((start + PAGE, start + 2 * PAGE))
+    store = FeatureStore({"x": x}, pin=True)
+    with pytest.raises(RuntimeError, match="pinning table 'x'.*fake CUDA error 712.*already pinned"):
+        store.gather("x", torch.tensor([1]), device="cuda")
+    assert driver.pinned == {} and cuda_module.registered_ranges() == []
+    assert driver.registers == driver.unregisters  # rolled back
+    driver.foreign.clear()
+    assert torch.equal(done(gpu, store.gather("x", torch.tensor([1]), device="cuda")), x[[1]])
+    store.release()
+
+
+def test_a_failed_registration_unpins_the_pages_it_pinned(gpu, driver):
+    """The base of a pinned view needs two new ranges; the second is refused: the
+    first is unpinned again, and the view's stays."""
+    base = torch.randn(6 * PAGE // 4)
+    view = base[2 * PAGE // 4: 3 * PAGE // 4]
+    small = FeatureStore({"v": view}, pin=True)
+    small.gather("v", torch.tensor([0]), device="cuda")
+    before = dict(driver.pinned)
+    driver.refuse.add(_pages_of(base)[1] - PAGE)
+    big = FeatureStore({"b": base}, pin=True)
+    with pytest.raises(RuntimeError, match="pinning table 'b'"):
+        big.gather("b", torch.tensor([0]), device="cuda")
+    assert driver.pinned == before
+    small.release()
+    assert driver.pinned == {}
+
+
+def test_refused_registration_raises_and_leaves_nothing_pinned(gpu, driver):
+    x = torch.randn(1000, 8)
+    store = FeatureStore({"x": x}, pin=True)
+    driver.refuse.add(_pages_of(x)[0])
+    with pytest.raises(RuntimeError, match="pinning table 'x'.*cuMemHostRegister: fake CUDA error 2"):
+        store.gather("x", torch.tensor([3]), device="cuda")
+    driver.refuse.clear()
+    assert torch.equal(done(gpu, store.gather("x", torch.tensor([3]), device="cuda")), x[[3]])
+    store.release()
+    assert driver.pinned == {}
+
+
+# --------------------------------------------------------------------------- 5. lifetime
+
+
+def test_release_waits_for_the_queued_reads(gpu, driver):
+    x = torch.randn(1000, 8)
+    store = FeatureStore({"x": x}, pin=True)
+    rows = store.gather("x", torch.tensor([7, 3]), device="cuda")  # queued
+    store.release()  # the fake records an error if the gather then reads unpinned memory
+    assert driver.pinned == {}
+    gpu.finish()
+    assert torch.equal(rows, x[[7, 3]])
+
+
+def test_release_is_idempotent_and_pins_again(gpu, driver):
+    x = torch.randn(1000, 8)
+    ids = torch.tensor([5, 0, 999, 5])
+    store = FeatureStore({"x": x}, pin=True)
+    for _ in range(3):
+        store.gather("x", ids, device="cuda")
+    gpu.finish()
+    assert sum(driver.registers.values()) == 1
+    store.release()
+    store.release()
+    assert driver.pinned == {}
+    rows = store.gather("x", ids, device="cuda")
+    gpu.finish()
+    assert torch.equal(rows, x[ids]) and driver.pins_tensor(x)
+    del store
+    gc.collect()
+    assert driver.pinned == {}, "a freed store left its table pinned"
+
+
+def test_a_refused_unregister_raises_on_release_and_warns_when_freed(gpu, driver):
+    x = torch.randn(1000, 8)
+    store = FeatureStore({"x": x}, pin=True)
+    store.gather("x", torch.tensor([1]), device="cuda")
+    driver.fail_unregister = True
+    with pytest.raises(RuntimeError, match="unpinning table 'x' failed: cuMemHostUnregister: .*fake CUDA error 999"):
+        store.release()
+    owner = np.zeros(PAGE, dtype=np.uint8)
+    registration = cuda_module.register_array(owner)
+    with pytest.warns(RuntimeWarning, match="unpinning a batch buffer failed"):
+        del registration
+        gc.collect()
+    driver.fail_unregister = False
+    for ptr in list(driver.pinned):  # what CUDA kept pinned
+        with driver.context(0):
+            driver.host_unregister(ptr)
+
+
+def test_release_racing_device_gathers(gpu, driver):
+    x = torch.randn(5000, 8)
+    store = FeatureStore({"x": x}, pin=True)
+    failures: list[BaseException] = []
+    results = []
+
+    def gather() -> None:
+        gen = torch.Generator().manual_seed(threading.get_ident() % 1000)
+        try:
+            for _ in range(200):
+                ids = torch.randint(0, 5000, (50,), generator=gen)
+                results.append((ids, store.gather("x", ids, device="cuda")))
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    threads = [threading.Thread(target=gather) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(50):
+        store.release()
+    for t in threads:
+        t.join()
+    store.release()
+    gpu.finish()
+    assert failures == []
+    assert all(torch.equal(rows, x[ids]) for ids, rows in results)
+
+
+def test_share_memory_unpins_the_table_that_moves(gpu, driver):
+    x = torch.randn(1000, 8)
+    ids = torch.tensor([4, 2])
+    store = FeatureStore({"x": x.clone()}, pin=True)
+    old = store["x"]
+    store.gather("x", ids, device="cuda")
+    store.share_memory_()
+    assert store["x"].is_shared() and not driver.pins_tensor(old)
+    rows = store.gather("x", ids, device="cuda")
+    gpu.finish()
+    assert torch.equal(rows, x[ids]) and driver.pins_tensor(store["x"])
+    store.release()
+
+
+# --------------------------------------------------------------------------- 6. memory maps
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_memory_mapped_tables_are_staged_not_pinned(gpu, driver, tmp_path, pin):
+    x = torch.randn(40_000, 8)
+    np.save(tmp_path / "x.npy", x.numpy())
+    store = FeatureStore({"x": tmp_path / "x.npy", "y": torch.arange(40_000)}, pin=pin)
+    ids = torch.randint(0, 40_000, (30_000,), generator=torch.Generator().manual_seed(0))
+    rows = store.gather_all(ids, device="cuda")
+    gpu.finish()
+    assert torch.equal(rows["x"], x[ids]) and torch.equal(rows["y"], ids)
+    assert not driver.pins_tensor(store["x"]), "a memory-mapped table was pinned"
+    assert driver.pins_tensor(store["y"]) == pin
+    assert (len(gpu.aliases) == 1) == pin  # y read in place; x staged
+    store.release()
+
+
+# --------------------------------------------------------------------------- 7. pickling
+
+
+def test_pickled_store_drops_device_state_and_keeps_maps_as_files(gpu, driver, tmp_path):
+    x = torch.randn(50_000, 16)
+    np.save(tmp_path / "x.npy", x.numpy())
+    store = FeatureStore({"x": tmp_path / "x.npy", "y": torch.arange(50_000)}, pin=True)
+    ids = torch.tensor([1, 49_999, 7])
+    store.gather("y", ids, device="cuda")
+    blob = pickle.dumps(store)
+    assert len(blob) < store["y"].nbytes + x.nbytes // 10, "the memory-mapped table was pickled whole"
+    copy = pickle.loads(blob)
+    assert copy._aliases == {} and copy._pinned == {} and store._pinned
+    assert torch.equal(copy.gather("x", ids), x[ids]) and "x" in copy._mapped
+    assert torch.equal(copy.gather("y", ids), ids)
+    store.release()
+
+
+# --------------------------------------------------------------------------- 8. device writes
+
+
+def test_host_reads_wait_for_device_writes(gpu, driver):
+    store = FeatureStore({"m": torch.zeros(100, 4)}, pin=True)
+    store.scatter_("m", torch.tensor([3, 9]), cuda_tensor(torch.ones(2, 4)))  # queued
+    assert torch.equal(store["m"][[3, 9]], torch.ones(2, 4))
+    assert torch.equal(store.gather("m", torch.tensor([9])), torch.ones(1, 4))
+    store.release()
+
+
+def test_lazy_state_reset_after_device_writes(gpu, driver):
+    state = LazyState(100, 4, pin=True)
+    ids = torch.tensor([1, 5, 7])
+    state.write("fea", ids, cuda_tensor(torch.full((3, 4), 2.0)))
+    assert state.written("fea")[ids].all()
+    state.reset()
+    gpu.finish()
+    assert not state["fea"].any(), "a queued device write landed after reset()"
+    assert not state.written("fea").any()
+    state.store.release()
+
+
+def test_a_device_read_on_another_stream_waits_for_the_write(gpu, driver):
+    store = FeatureStore({"m": torch.zeros(100, 4)}, pin=True)
+    side = gpu.Stream()
+    with gpu.stream(side):
+        store.scatter_("m", torch.tensor([3]), cuda_tensor(torch.ones(1, 4)))
+    rows = store.gather("m", torch.tensor([3]), device="cuda")  # on the default stream
+    gpu.default.run()
+    assert torch.equal(rows, torch.ones(1, 4)), "the read ran before the other stream's write"
+    store.release()
+
+
+def test_unpinned_store_writes_from_the_device_on_the_host(gpu, driver):
+    store = FeatureStore({"m": torch.zeros(100, 4)}, pin=False)
+    store.scatter_("m", torch.tensor([3]), cuda_tensor(torch.ones(1, 4)))
+    assert torch.equal(store._tables["m"][3], torch.ones(4)) and driver.registers == {}
+
+
+# --------------------------------------------------------------------------- 9. one sort per batch
+
+
+def test_gather_all_sorts_the_ids_once_for_every_table(gpu, driver):
+    gen = torch.Generator().manual_seed(0)
+    tables = {"a": torch.randn(500, 3, generator=gen), "b": torch.arange(500),
+              "c": torch.rand(500, generator=gen) > 0.5}
+    store = FeatureStore(tables, pin=True)
+    ids = torch.randint(0, 500, (300,), generator=gen)
+    rows = store.gather_all(ids, device="cuda")
+    gpu.finish()
+    assert gpu.indexes == 1
+    assert all(torch.equal(rows[k], t[ids]) for k, t in tables.items())
+    store.release()
+
+
+@pytest.mark.parametrize("ids", [[], [4, 0, 4, 9, 1], [9] * 5, list(range(9, -1, -1))])
+def test_gather_on_device_puts_rows_back_in_request_order(ids):
+    """The device gather's arithmetic is device-independent, so the CPU checks it."""
+    table = torch.randn(10, 3)
+    index = torch.tensor(ids, dtype=torch.int64)
+    prepared = cuda_module.DeviceIndex(index, torch.device("cpu"))
+    assert torch.equal(cuda_module.gather_on_device(table, prepared), table[index])

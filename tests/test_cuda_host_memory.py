@@ -43,7 +43,7 @@ def driver(monkeypatch) -> FakeDriver:
 def gpu(monkeypatch, driver: FakeDriver) -> FakeGPU:
     fake = FakeGPU(driver)
     overlay = torch_with_cuda(
-        Stream=fake.Stream, Event=fake.Event, current_stream=fake.current_stream,
+        is_available=lambda: True, Stream=fake.Stream, Event=fake.Event, current_stream=fake.current_stream,
         stream=fake.stream, device=fake.device, current_device=fake.current_device)
     monkeypatch.setattr(cuda_module, "torch", overlay)
     monkeypatch.setattr(store_module, "torch", overlay)
@@ -168,6 +168,11 @@ def test_workers_make_no_cuda_call(gpu, driver, filter_per_worker):
     got = [b.x.clone() for b in loader]
     assert len(got) == len(expected) and all(torch.equal(a, b) for a, b in zip(got, expected))
     assert expected[0].numel() * 4 >= buffers_module.POOL_MIN_BYTES  # the pool was used
+
+
+def test_pin_without_cuda_is_refused():
+    with pytest.raises(ValueError, match="pin=True needs CUDA"):
+        FeatureStore({"x": torch.zeros(3, 2)}, pin=True)
 
 
 def test_pool_pins_only_in_its_own_process(driver, monkeypatch):

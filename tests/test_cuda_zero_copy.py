@@ -1,21 +1,22 @@
 """Zero-copy CUDA gathers from pinned host tables, and the CUDA loader path (skipped
 without a GPU).
 
-Registration is checked with ``torch.cuda.cudart().cudaHostRegister``: a range that is
-still registered cannot be registered again (``cudaErrorHostMemoryAlreadyRegistered``),
-one that was released can. A failed CUDA runtime call leaves its error pending until the
-next kernel launch reports it, so every test ends by draining that error (see
-``_drain_cuda_error``) so it cannot surface in an unrelated later test.
+Registration is probed with the driver's ``cuMemHostRegister``: a range that is still
+registered cannot be registered again (error 712), one that was released can. The
+driver keeps no pending error, unlike the runtime's ``cudaHostRegister``.
 
-Stream ordering is checked without synchronizing in between: one stream is held up with
-``torch.cuda._sleep`` and the other reads at once into a device buffer, checked only at
-the end, so work put on the wrong stream, or a missing wait, reads unwritten memory.
-(Comparing with ``torch.equal`` right away would synchronize and hide both.)
-``test_cuda_mocked.py`` checks the same orderings on the CPU with fake streams.
+Orderings are checked without synchronizing in between: a stream is held up with
+``torch.cuda._sleep``, the work that must wait for it (or must not be overtaken) is
+queued at once, and results are compared only at the end, so work on the wrong stream,
+a missing wait, or memory reused or unpinned too early gives wrong values. (Comparing
+with ``torch.equal`` right away would synchronize and hide it.)
+``test_cuda_mocked.py`` and ``test_cuda_host_memory.py`` check the same rules on the
+CPU with fakes.
 """
 from __future__ import annotations
 
 import gc
+import pickle
 
 import numpy as np
 import pytest
@@ -24,7 +25,9 @@ from torch_geometric.data import Data
 
 from conftest import make_graph
 from graphbatch import NeighborLoader
-from graphbatch.features import FeatureStore
+from graphbatch.features import FeatureStore, cuda_driver
+from graphbatch.features import cuda as cuda_module
+from graphbatch.lazy.state import LazyState
 from graphbatch.loader.prefetch import Prefetcher
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -33,38 +36,24 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 _SLEEP_CYCLES = 100_000_000
 
 
-def _drain_cuda_error() -> None:
-    """Consumes a pending (non-sticky) CUDA runtime error, if any: torch checks
-    ``cudaGetLastError`` after a kernel launch and raises it there."""
-    for _ in range(2):
-        try:
-            torch.ones(1, device="cuda").add_(1)
-            torch.cuda.synchronize()
-            return
-        except RuntimeError:
-            continue
-
-
 @pytest.fixture(autouse=True)
 def _clean_cuda_state():
     gc.collect()  # stores of earlier tests (and their registrations) go first
     yield
     gc.collect()
     torch.cuda.synchronize()
-    _drain_cuda_error()
 
 
 def _can_register(t: torch.Tensor) -> bool:
     """Whether ``t``'s bytes can be pinned now (i.e. nobody holds them registered);
     leaves them unregistered either way."""
-    cudart = torch.cuda.cudart()
+    drv = cuda_driver.driver()
     ptr, nbytes = t.data_ptr(), t.numel() * t.element_size()
-    err = int(cudart.cudaHostRegister(ptr, nbytes, 0))
-    if err == 0:
-        assert int(cudart.cudaHostUnregister(ptr)) == 0
-        return True
-    _drain_cuda_error()
-    return False
+    with drv.context(torch.cuda.current_device()):
+        if drv.host_register(ptr, nbytes, cuda_driver.REGISTER_PORTABLE) != 0:
+            return False
+        assert drv.host_unregister(ptr) == 0
+    return True
 
 
 def _id_sets(rows: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -382,3 +371,197 @@ def test_prefetch_batch_memory_is_not_reused_while_the_consumer_reads():
     held up before each read, the later batches, gathered at once into freed blocks,
     would overwrite it first."""
     assert _prefetch_mismatches("consumer") == [0] * 16
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+def _ids(n: int, rows: int, count: int, seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, rows, (count,), generator=gen) for _ in range(n)]
+
+
+def test_copies_of_dropped_pinned_batches_read_their_own_rows():
+    """Batches gathered into pinned, reused buffers, copied with ``non_blocking=True``
+    behind a long kernel and dropped at once: no buffer may be refilled before its copy
+    has run (item 1)."""
+    x = torch.randn(100_000, 32)
+    store = FeatureStore({"x": x}, pin=True)
+    ids = _ids(24, 100_000, 30_000, seed=20)  # 3.8 MB each: pooled
+    copies = []
+    for index in ids:
+        torch.cuda._sleep(_SLEEP_CYCLES // 4)  # the copy below runs late
+        batch = store.gather("x", index)
+        copies.append(batch.to("cuda", non_blocking=True))
+        del batch
+    torch.cuda.synchronize()
+    wrong = [i for i, (index, c) in enumerate(zip(ids, copies)) if not torch.equal(c.cpu(), x[index])]
+    assert wrong == []
+    assert store._pool.allocations <= store._pool.capacity + 1
+
+
+def test_filter_per_worker_on_device_without_workers(data):
+    """``filter_per_worker=True`` with a device and no workers: batches are built on the
+    device, and equal the CPU ones (item 1)."""
+    kwargs = dict(num_neighbors=[10, 5], batch_size=128, shuffle=True)
+    cpu = _epoch(NeighborLoader(data, prefetch=0, **kwargs), seed=21)
+    for prefetch in (0, 2):
+        loader = NeighborLoader(data, device="cuda", filter_per_worker=True,
+                                prefetch=prefetch, **kwargs)
+        dev = []
+        torch.manual_seed(21)
+        for batch in loader:
+            torch.cuda._sleep(_SLEEP_CYCLES // 8)
+            dev.append(batch)
+        torch.cuda.synchronize()
+        for a, b in zip(cpu, dev):
+            _assert_same_on_device(a, b)
+        loader.node_store.release()
+        loader.edge_store.release()
+
+
+@pytest.mark.parametrize("filter_per_worker", [False, True])
+@pytest.mark.parametrize("context", [None, "spawn"])
+def test_workers_after_the_parent_used_cuda(data, filter_per_worker, context):
+    """Workers started once the parent has a CUDA context and a pinned store: forked
+    workers must make no CUDA call, spawned ones get the store without its device
+    state (items 2, 7)."""
+    store = FeatureStore.from_data(data, "node", pin=True)
+    store.gather("x", torch.tensor([0, 1]), device="cuda")  # parent: pinned, aliased
+    kwargs = dict(num_neighbors=[10, 5], batch_size=256, node_store=store,
+                  filter_per_worker=filter_per_worker)
+    cpu = _epoch(NeighborLoader(data, prefetch=0, **kwargs), seed=22)
+    for _ in range(2):  # a second epoch pickles the loader again under spawn
+        loader = NeighborLoader(data, device="cuda", num_workers=2,
+                                multiprocessing_context=context, **kwargs)
+        dev = _epoch(loader, seed=22)
+        torch.cuda.synchronize()
+        assert len(dev) == len(cpu)
+        for a, b in zip(cpu, dev):
+            assert torch.equal(a.x.cuda(), b.x) and torch.equal(a.n_id.cuda(), b.n_id)
+    store.release()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second GPU")
+def test_second_device_reads_and_writes_in_place():
+    """On cuda:1 the alias is made on cuda:1 at the table's memory: a gather comes back
+    there, and a scatter from cuda:1 reaches the host table (item 3)."""
+    x = torch.randn(10_000, 8)
+    store = FeatureStore({"x": x.clone()}, pin=True)
+    ids = torch.tensor([5, 0, 9999])
+    first = store.gather("x", ids, device="cuda:0")
+    second = store.gather("x", ids, device="cuda:1")
+    assert first.device == torch.device("cuda", 0) and second.device == torch.device("cuda", 1)
+    store.scatter_("x", torch.tensor([7]), torch.ones(1, 8, device="cuda:1"))
+    assert torch.equal(store["x"][7], torch.ones(8))
+    assert torch.equal(second.cpu(), x[ids]) and torch.equal(first.cpu(), x[ids])
+    store.release()
+
+
+def test_already_pinned_and_page_sharing_tables():
+    """A table pinned by torch is used as it is and stays pinned after release; tables
+    sharing pages (a view pinned before its base, small label and mask tables) pin
+    together (item 4)."""
+    pinned = torch.randn(5000, 8).pin_memory()
+    base = torch.randn(64 * 1024)
+    view = base[4096:8192].view(-1, 8)
+    labels, mask = torch.arange(64), torch.arange(64) % 2 == 0
+    ids = torch.tensor([3, 1, 3])
+    stores = [FeatureStore({"p": pinned}), FeatureStore({"v": view}),
+              FeatureStore({"b": base.view(-1, 8)}), FeatureStore({"y": labels, "m": mask})]
+    rows = [s.gather_all(ids, device="cuda") for s in stores]
+    torch.cuda.synchronize()
+    assert torch.equal(rows[0]["p"].cpu(), pinned[ids])
+    assert torch.equal(rows[1]["v"].cpu(), view[ids])
+    assert torch.equal(rows[2]["b"].cpu(), base.view(-1, 8)[ids])
+    assert torch.equal(rows[3]["y"].cpu(), labels[ids]) and torch.equal(rows[3]["m"].cpu(), mask[ids])
+    for s in stores:
+        s.release()
+    assert pinned.is_pinned(), "release() unpinned memory torch had pinned"
+    assert _can_register(base) and cuda_module.registered_ranges() == []
+
+
+def test_release_right_after_queued_gathers():
+    """``release()`` waits for the gathers still queued behind a long kernel before it
+    unpins (item 5)."""
+    x = torch.randn(50_000, 32)
+    store = FeatureStore({"x": x}, pin=True)
+    ids = _ids(4, 50_000, 20_000, seed=23)
+    torch.cuda._sleep(_SLEEP_CYCLES)
+    rows = [store.gather("x", i, device="cuda") for i in ids]
+    store.release()
+    torch.cuda.synchronize()
+    assert all(torch.equal(r.cpu(), x[i]) for r, i in zip(rows, ids))
+    assert _can_register(x)
+
+
+def test_memory_mapped_table_is_staged_not_pinned(tmp_path):
+    """A memory-mapped table is gathered on the CPU and copied, never pinned (which
+    would read the whole file into RAM) (item 6)."""
+    x = torch.randn(200_000, 16)
+    np.save(tmp_path / "x.npy", x.numpy())
+    store = FeatureStore({"x": tmp_path / "x.npy"}, pin=True)
+    ids = _ids(6, 200_000, 50_000, seed=24)
+    out = []
+    for index in ids:
+        torch.cuda._sleep(_SLEEP_CYCLES // 4)
+        out.append(store.gather("x", index, device="cuda"))
+    torch.cuda.synchronize()
+    assert all(torch.equal(o.cpu(), x[i]) for o, i in zip(out, ids))
+    table = store["x"]
+    start, end = table.data_ptr(), table.data_ptr() + table.numel() * 4
+    assert not any(s < end and start < e for s, e, _ in cuda_module.registered_ranges())
+    store.release()
+
+
+def test_pickled_store_after_device_gathers():
+    store = FeatureStore({"x": torch.randn(1000, 4)}, pin=True)
+    ids = torch.tensor([9, 1])
+    store.gather("x", ids, device="cuda")
+    copy = pickle.loads(pickle.dumps(store))
+    assert torch.equal(copy.gather("x", ids, device="cuda").cpu(), store["x"][ids])
+    copy.release()
+    store.release()
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_lazy_state_on_the_gpu(pin):
+    """Writes from the GPU queued behind a long kernel: the host views wait for them,
+    and ``reset()`` is not overtaken by them (item 8)."""
+    state = LazyState(10_000, 8, pin=pin)
+    ids = torch.tensor([1, 5, 9999])
+    values = torch.full((3, 8), 2.0, device="cuda")
+    torch.cuda._sleep(_SLEEP_CYCLES)
+    state.write("fea", ids, values)
+    assert state.written("fea")[ids].all()
+    assert torch.equal(state["fea"][ids], torch.full((3, 8), 2.0))
+    rows, written = state.read("fea", ids, torch.device("cuda"))
+    torch.cuda._sleep(_SLEEP_CYCLES)
+    state.write("fea", ids, values * 3)
+    state.reset()
+    torch.cuda.synchronize()
+    assert not state["fea"].any() and not state.written("fea").any()
+    assert torch.equal(rows.cpu(), torch.full((3, 8), 2.0)) and written.all()
+    state.store.release()
+
+
+def test_device_writes_then_reads_on_another_stream():
+    store = FeatureStore({"m": torch.zeros(10_000, 4)}, pin=True)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(_SLEEP_CYCLES)
+        store.scatter_("m", torch.tensor([3]), torch.ones(1, 4, device="cuda"))
+    rows = store.gather("m", torch.tensor([3]), device="cuda")  # default stream
+    torch.cuda.synchronize()
+    assert torch.equal(rows.cpu(), torch.ones(1, 4))
+    store.release()
+
+
+def test_unpinned_store_on_the_device_path():
+    x = torch.randn(100_000, 16)
+    store = FeatureStore({"x": x}, pin=False)
+    ids = _ids(3, 100_000, 20_000, seed=25)
+    out = [store.gather("x", i, device="cuda") for i in ids]
+    torch.cuda.synchronize()
+    assert all(torch.equal(o.cpu(), x[i]) for o, i in zip(out, ids))
+    assert cuda_module.registered_ranges() == [] and _can_register(x)

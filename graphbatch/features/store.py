@@ -146,6 +146,9 @@ class FeatureStore:
                 table = table.to(dtype)
             self._tables[name] = table.contiguous()
         self.num_rows: int = num_rows or 0
+        if pin and not cuda.cuda_available():
+            raise ValueError("pin=True needs CUDA, which this torch or machine lacks; "
+                             "use pin=None (pins where CUDA is available) or False")
         self.pin = cuda.cuda_available() if pin is None else bool(pin)
         self._owner = os.getpid()
         self._pool = BufferPool(register=cuda.register_array if self.pin else None)

@@ -1,7 +1,7 @@
 """graphbatch: GNN mini-batches for PyTorch Geometric models, with numba kernels."""
 from graphbatch import _numba  # noqa: F401  (sets the threading layer before any kernel)
 from graphbatch.features import FeatureStore
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph, CSRGraph
 from graphbatch.lazy import LazyGNN, LazyPropagation
 from graphbatch.loader import (
     ClusterData, ClusterLoader, GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, HaloLoader,
@@ -10,7 +10,7 @@ from graphbatch.loader import (
 from graphbatch.sampling import NeighborSampler, SampledSubgraph
 
 __all__ = [
-    "CSRGraph", "ClusterData", "ClusterLoader", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
+    "CSCGraph", "CSRGraph", "ClusterData", "ClusterLoader", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
     "GraphSAINTRandomWalkSampler", "HaloLoader", "LazyGNN", "LazyPropagation", "NeighborLoader", "NeighborSampler",
     "SampledSubgraph",
 ]

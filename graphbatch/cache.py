@@ -28,7 +28,7 @@ def digest(*arrays: np.ndarray) -> str:
 
 
 def graph_digest(graph) -> str:
-    """A hash of a :class:`~graphbatch.graph.CSRGraph`'s topology, for cache keys."""
+    """A hash of a :class:`~graphbatch.graph.CSCGraph`'s topology, for cache keys."""
     return digest(np.int64(graph.num_nodes).reshape(1), *graph.numpy())
 
 

@@ -11,8 +11,9 @@ from graphbatch._validate import as_int, check_node_range
 from graphbatch.graph_kernels import build_csc, build_oriented
 
 
-class CSRGraph:
+class CSCGraph:
     """Incoming edges per target node (CSC), which is what PyG's message passing samples.
+    (``CSRGraph`` is the same class under its former name.)
 
     Message passing flows ``edge_index[0]`` (source) -> ``edge_index[1]`` (target), so a
     sampler picks a target's incoming edges: the sources of target ``v`` are
@@ -57,7 +58,7 @@ class CSRGraph:
         self._oriented: Optional[tuple[Tensor, Tensor, Tensor]] = None
 
     @classmethod
-    def from_data(cls, data) -> "CSRGraph":
+    def from_data(cls, data) -> "CSCGraph":
         """Builds the topology of a PyG ``Data`` from ``data.edge_index`` and ``data.num_nodes``."""
         edge_index = getattr(data, "edge_index", None)
         if edge_index is None:
@@ -86,7 +87,7 @@ class CSRGraph:
             self._oriented = tuple(map(torch.from_numpy, build_oriented(*self.numpy())))
         return tuple(t.numpy() for t in self._oriented)
 
-    def share_memory_(self) -> "CSRGraph":
+    def share_memory_(self) -> "CSCGraph":
         """Moves the arrays to shared memory, so worker processes use them without a copy."""
         for t in (self.indptr, self.indices, self.perm, *(self._oriented or ())):
             t.share_memory_()
@@ -97,4 +98,8 @@ class CSRGraph:
         return self.indptr.numpy(), self.indices.numpy(), self.perm.numpy()
 
     def __repr__(self) -> str:
-        return f"CSRGraph(num_nodes={self.num_nodes}, num_edges={self.num_edges})"
+        return f"CSCGraph(num_nodes={self.num_nodes}, num_edges={self.num_edges})"
+
+
+#: The former name of :class:`CSCGraph`, kept for existing code.
+CSRGraph = CSCGraph

@@ -1,8 +1,11 @@
 """Model-side helpers for graphbatch batches."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 
 def diag_enhanced_norm(edge_index: Tensor, num_nodes: int, diag_lambda: float = 1.0
@@ -27,3 +30,11 @@ def diag_enhanced_norm(edge_index: Tensor, num_nodes: int, diag_lambda: float = 
     weight = torch.cat([loop_scale / deg[edge_index[1]], (1.0 + diag_lambda) / deg])
     loop = torch.arange(num_nodes, device=edge_index.device)
     return torch.cat([edge_index, torch.stack([loop, loop])], 1), weight
+
+
+def normalized_adjacency(edge_index: Tensor, num_nodes: int,
+                         edge_weight: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``Â = D^-1/2 (A + I) D^-1/2`` as ``(edge_index [2, m'] int64 with a self-loop on
+    every node, edge_weight [m'] float32)``, messages flowing row 0 -> row 1 (GCN's
+    normalization, with degrees counted at the targets)."""
+    return gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True)

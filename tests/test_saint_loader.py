@@ -505,7 +505,7 @@ def test_batch_edge_index_is_the_samplers_array(data):
     from graphbatch.sampling.subgraph import SampledSubgraph
 
     loader = GraphSAINTNodeSampler(data, 40, num_steps=1, log=False)
-    out, _ = loader.sample((0, 0, None))
+    out = loader.saint_sampler.sample(0, 0)
     assert out.edge_index is not None
     assert out.row.data_ptr() == out.edge_index.data_ptr()
     assert out.col.data_ptr() == out.edge_index[1].data_ptr()

@@ -21,7 +21,7 @@ from graphbatch.cli._args import add_check, positive_int
 from graphbatch.cli.report import formatted, number, peak_rss_mib, print_table
 from graphbatch.cli.sampler_bench import add_graph_arguments
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader import ClusterData, ClusterLoader
 from graphbatch.sampling.cluster import metis_adjacency
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
-    graph = CSRGraph.from_data(data)
+    graph = CSCGraph.from_data(data)
     xadj, adjncy, _ = metis_adjacency(graph)
     start = time.perf_counter()
     pymetis.part_graph(args.num_parts, adjacency=pymetis.CSRAdjacency(xadj, adjncy))

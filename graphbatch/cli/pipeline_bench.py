@@ -26,7 +26,7 @@ from graphbatch.cli.report import formatted, number, print_table
 from graphbatch.cli.harness.measure import sync
 from graphbatch.cli.harness.models import SAGE
 from graphbatch.datasets import NAMES, load
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader import NeighborLoader
 
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     returns the rows."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = load(args.dataset)
-    graph = CSRGraph.from_data(data)
+    graph = CSCGraph.from_data(data)
     rows = []
     for name, prefetch in (("no prefetch", 0), (f"prefetch {args.prefetch}", args.prefetch)):
         torch.manual_seed(args.seed)

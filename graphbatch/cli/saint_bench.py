@@ -23,7 +23,7 @@ from graphbatch.cli._args import positive_int
 from graphbatch.cli.report import Cell, formatted, number, print_table
 from graphbatch.cli.sampler_bench import add_graph_arguments, pyg_backend
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader import (
     GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler,
 )
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     ``--csv``; returns the rows."""
     data = skewed_pairs(args.num_nodes, args.num_pairs, args.num_features, seed=args.seed)
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}")
-    graph = CSRGraph.from_data(data)
+    graph = CSCGraph.from_data(data)
     with_pyg = pyg_backend() == "torch_sparse"
     if not with_pyg:
         print("PyG comparison skipped: torch_sparse is not importable")

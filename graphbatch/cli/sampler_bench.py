@@ -22,7 +22,7 @@ from graphbatch.cli import results
 from graphbatch.cli._args import add_check, nonnegative_int, positive_int
 from graphbatch.cli.report import formatted, number, print_table
 from graphbatch.datasets.synthetic import degree_summary, skewed_pairs
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader import NeighborLoader
 
 
@@ -161,8 +161,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     print(f"graph: {degree_summary(data.edge_index, data.num_nodes)}, "
           f"x {tuple(data.x.shape)} float32 (built in {time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
-    graph = CSRGraph.from_data(data)
-    print(f"CSRGraph built in {time.perf_counter() - t0:.2f} s")
+    graph = CSCGraph.from_data(data)
+    print(f"CSCGraph built in {time.perf_counter() - t0:.2f} s")
     torch.manual_seed(args.seed)
     inputs = torch.randperm(args.num_nodes)[: args.num_input_nodes]
     common = dict(num_neighbors=args.fanouts, input_nodes=inputs, batch_size=args.batch_size,

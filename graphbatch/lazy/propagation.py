@@ -25,17 +25,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from graphbatch.lazy.state import LazyState
-
-
-def normalized_adjacency(edge_index: Tensor, num_nodes: int,
-                         edge_weight: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-    """``Â = D^-1/2 (A + I) D^-1/2`` as ``(edge_index [2, m'] int64 with a self-loop on
-    every node, edge_weight [m'] float32)``, messages flowing row 0 -> row 1 (GCN's
-    normalization, with degrees counted at the targets)."""
-    return gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True)
 
 
 def sparse_operator(edge_index: Tensor, edge_weight: Tensor, num_nodes: int,

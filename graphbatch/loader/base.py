@@ -1,12 +1,14 @@
-"""What every graphbatch loader shares: seeded batch plans, sampling in workers or
-threads, feature gathering from the stores, and the prefetch threads.
+"""What every graphbatch loader is: a plan of batches, a sampler, feature gathering
+from the stores, and the prefetch threads.
 
-A loader is a ``torch.utils.data.DataLoader`` over :class:`SeededBatches` items. Its
-``collate_fn`` samples ids (in a worker process, in a prefetch thread, or, with
-``prefetch=0``, in the calling thread) and ``filter_fn`` gathers the features into a
-``Data`` batch (in the main process by default, in the prefetch threads).
-Subclasses say how to sample (:meth:`BatchLoader.sample`) and which fields their
-batches add (:meth:`BatchLoader.decorate`).
+A loader is a ``torch.utils.data.DataLoader`` over the
+:class:`~graphbatch.sampling.plan.BatchPlan` of :class:`SeededBatches`. Its
+``collate_fn`` has the :class:`~graphbatch.sampling.plan.Sampler` turn a plan into ids
+(in a worker process, in a prefetch thread, or, with ``prefetch=0``, in the calling
+thread) and ``filter_fn`` gathers the features into a ``Data`` batch (in the main
+process by default, in the prefetch threads). The public loaders validate their
+arguments, build a plan and a sampler, and say which fields their batches add
+(:meth:`BatchLoader.decorate`).
 """
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ from torch_geometric.data import Data
 from graphbatch import _numba
 from graphbatch._validate import check_positive_int
 from graphbatch.features import FeatureStore
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader.assemble import assemble
 from graphbatch.loader.batches import ItemDataset, SeededBatches
 from graphbatch.loader.data_stores import DataStores
 from graphbatch.loader.prefetch import (
     DEFAULT_MAX_BYTES, DEFAULT_THREADS, Prefetcher, batch_nbytes, join_stopped,
 )
+from graphbatch.sampling.plan import BatchPlan, Sampler
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 
@@ -37,12 +40,12 @@ def check_data(data: object, loader: str) -> None:
         )
 
 
-def graph_of(data: Data, graph: Optional[CSRGraph]) -> CSRGraph:
+def graph_of(data: Data, graph: Optional[CSCGraph]) -> CSCGraph:
     """``graph`` checked against ``data``, or the topology of ``data`` built now."""
     if graph is None:
-        return CSRGraph.from_data(data)
-    if not isinstance(graph, CSRGraph):
-        raise TypeError(f"graph must be a CSRGraph, got {type(graph).__name__}")
+        return CSCGraph.from_data(data)
+    if not isinstance(graph, CSCGraph):
+        raise TypeError(f"graph must be a CSCGraph, got {type(graph).__name__}")
     if graph.num_nodes != data.num_nodes or graph.num_edges != data.num_edges:
         raise ValueError(
             f"graph ({graph}) does not match data (num_nodes={data.num_nodes}, "
@@ -74,9 +77,11 @@ class BatchLoader(torch.utils.data.DataLoader):
     Args:
         data: the graph's attributes.
         graph: its topology.
-        batches: the epoch plan.
+        batches: the epoch's plans.
+        sampler: turns each plan into the batch's ids.
         transform: applied to each ``Data`` batch (in the prefetch threads,
             concurrently: it must be thread-safe, as PyG's transforms are).
+        transform_sampler_output: applied to each :class:`SampledSubgraph` first.
         filter_per_worker: build the ``Data`` batches (gather their features) in the
             worker processes. By default (None, False) workers only sample, and the
             features are gathered in the main process, in the prefetch threads, into
@@ -95,16 +100,17 @@ class BatchLoader(torch.utils.data.DataLoader):
             bound). One batch is always made ahead, whatever its size, so peak host
             memory stays within ``max(one batch, prefetch_bytes)`` of ``prefetch=0``;
             the first batch of an epoch is made alone, to learn the size.
-        shared: objects with ``share_memory_()`` that worker processes read.
         **kwargs: further ``torch.utils.data.DataLoader`` arguments.
     """
 
     def __init__(
         self,
         data: Data,
-        graph: CSRGraph,
+        graph: CSCGraph,
         batches: SeededBatches,
+        sampler: Sampler,
         transform: Optional[Callable] = None,
+        transform_sampler_output: Optional[Callable] = None,
         filter_per_worker: Optional[bool] = None,
         node_store: Optional[FeatureStore] = None,
         edge_store: Optional[FeatureStore] = None,
@@ -112,7 +118,6 @@ class BatchLoader(torch.utils.data.DataLoader):
         prefetch: int = 2,
         prefetch_threads: int = DEFAULT_THREADS,
         prefetch_bytes: Optional[int] = DEFAULT_MAX_BYTES,
-        shared: tuple = (),
         **kwargs: Any,
     ) -> None:
         for key in ("dataset", "collate_fn", "batch_sampler"):
@@ -126,7 +131,9 @@ class BatchLoader(torch.utils.data.DataLoader):
         self.data = data
         self.graph = graph
         self.batches = batches
+        self.subgraph_sampler = sampler
         self.transform = transform
+        self.transform_sampler_output = transform_sampler_output
         self.filter_per_worker = bool(filter_per_worker)
         self.prefetch = prefetch
         self.device = torch.device(device) if device is not None else None
@@ -141,8 +148,7 @@ class BatchLoader(torch.utils.data.DataLoader):
         self.stores = DataStores(data, graph.num_nodes, graph.num_edges, node_store, edge_store)
 
         if kwargs.get("num_workers", 0) > 0:
-            for obj in shared:
-                obj.share_memory_()
+            sampler.share_memory_()
             if self.filter_per_worker:
                 self.node_store.share_memory_()
                 self.edge_store.share_memory_()
@@ -162,34 +168,37 @@ class BatchLoader(torch.utils.data.DataLoader):
         """The edge tables batches are gathered from, for ``data`` as it is now."""
         return self.stores.current(self.data).edge
 
-    def sample(self, item: tuple) -> tuple[SampledSubgraph, Any]:
-        """Samples the ids of batch ``item`` (from :class:`SeededBatches`); returns them
-        with whatever :meth:`decorate` needs."""
-        raise NotImplementedError
-
-    def decorate(self, batch: Data, out: SampledSubgraph, meta: Any,
+    def decorate(self, batch: Data, out: SampledSubgraph, plan: BatchPlan,
                  device: Optional[torch.device]) -> None:
-        """Adds the loader's own fields to an assembled batch."""
+        """Adds the loader's own fields to an assembled batch (none by default)."""
 
-    def collate_fn(self, item: tuple) -> Any:
-        """Samples one batch (in a worker or a prefetch thread): its ids only, or the
+    def sample_ids(self, plan: BatchPlan) -> SampledSubgraph:
+        """The ids of batch ``plan``: the sampler's output, after
+        ``transform_sampler_output``."""
+        out = self.subgraph_sampler.sample(plan)
+        if self.transform_sampler_output is not None:
+            out = self.transform_sampler_output(out)
+        return out
+
+    def collate_fn(self, plan: BatchPlan) -> Any:
+        """Samples one batch (in a worker or a prefetch thread): its ids and plan, or the
         whole ``Data`` batch with ``filter_per_worker``."""
-        out, meta = self.sample(item)
+        out = self.sample_ids(plan)
         if self.filter_per_worker:
             # Without workers the batch is built on the device directly: a copy from a
             # CPU batch dropped right after would still read its reused buffers. A
             # worker builds it in plain memory (CUDA is not used in workers).
             in_worker = torch.utils.data.get_worker_info() is not None
-            return self.filter_fn(out, meta, device=None if in_worker else self.device)
-        return out, meta
+            return self.filter_fn(out, plan, device=None if in_worker else self.device)
+        return out, plan
 
-    def filter_fn(self, out: SampledSubgraph, meta: Any,
+    def filter_fn(self, out: SampledSubgraph, plan: BatchPlan,
                   device: Optional[torch.device] = None) -> Data:
         """Joins the sampled ids with the graph's attributes into a ``Data`` batch."""
         data = self.data  # once: the training loop may replace it meanwhile
         stores = self.stores.current(data)
         batch = assemble(data, out, stores.node, stores.edge, device)
-        self.decorate(batch, out, meta, device)
+        self.decorate(batch, out, plan, device)
         return batch if self.transform is None else self.transform(batch)
 
     def _finish(self, sampled: Any) -> Data:

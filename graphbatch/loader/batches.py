@@ -1,16 +1,18 @@
-"""Which seeds go into which batch, and the seed that fixes each batch's randomness."""
+"""Which inputs go into which batch, and the seed that fixes each batch's randomness."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor
 
-from graphbatch._validate import as_index_tensor
+from graphbatch._validate import as_index_tensor, check_positive_int
+from graphbatch.sampling.plan import BatchPlan
 
 
 class SeededBatches:
-    """Yields ``(epoch_seed, batch_index, positions)`` per batch, for a DataLoader sampler.
+    """Yields a :class:`~graphbatch.sampling.plan.BatchPlan` per batch, for a DataLoader
+    sampler.
 
     Everything random (the order, the epoch seed) is drawn by :meth:`new_epoch`, which
     the loader calls in the main process when an epoch starts; batch ``b`` of an epoch
@@ -18,13 +20,15 @@ class SeededBatches:
     ``__iter__`` draws nothing: a multi-worker DataLoader calls it twice per epoch.
 
     Args:
-        num_inputs: number of seed nodes; positions are ``0 .. num_inputs - 1``.
-        batch_size: seeds per batch.
+        num_inputs: number of inputs; positions are ``0 .. num_inputs - 1``.
+        batch_size: inputs per batch.
         shuffle: draw a random order each epoch.
         drop_last: drop the last batch if it is smaller than ``batch_size``.
         generator: torch generator for the order and the seed; the global one if None.
         sampler: an iterable of positions (ints in ``[0, num_inputs)``) that replaces
             the default order; checked each epoch, as it may yield others each time.
+        inputs: ``[num_inputs]`` the inputs the plans' ``items`` are taken from (None:
+            the positions themselves).
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class SeededBatches:
         drop_last: bool = False,
         generator: Optional[torch.Generator] = None,
         sampler: Optional[Iterable[int]] = None,
+        inputs: Optional[Tensor] = None,
     ) -> None:
         self.num_inputs = num_inputs
         self.batch_size = batch_size
@@ -42,7 +47,18 @@ class SeededBatches:
         self.drop_last = drop_last
         self.generator = generator
         self.sampler = sampler
-        self._epoch: Optional[list[tuple[int, int, Tensor]]] = None
+        self.inputs = inputs
+        self._epoch: Optional[list[BatchPlan]] = None
+
+    @classmethod
+    def from_loader_args(cls, num_inputs: int, kwargs: dict[str, Any],
+                         inputs: Optional[Tensor] = None) -> "SeededBatches":
+        """The plan of a loader taking PyG's ``batch_size``, ``shuffle``, ``drop_last``
+        and ``sampler`` (removed from the DataLoader arguments ``kwargs``) and
+        ``generator`` (left there)."""
+        return cls(num_inputs, check_positive_int(kwargs.pop("batch_size", 1), "batch_size"),
+                   bool(kwargs.pop("shuffle", False)), bool(kwargs.pop("drop_last", False)),
+                   kwargs.get("generator"), kwargs.pop("sampler", None), inputs)
 
     def _order(self) -> Tensor:
         if self.sampler is not None:
@@ -71,9 +87,10 @@ class SeededBatches:
         chunks = list(torch.split(order, self.batch_size))
         if self.drop_last and chunks and chunks[-1].numel() < self.batch_size:
             chunks.pop()
-        self._epoch = [(epoch_seed, b, c) for b, c in enumerate(chunks)]
+        self._epoch = [BatchPlan(epoch_seed, b, c, c if self.inputs is None else self.inputs[c])
+                       for b, c in enumerate(chunks)]
 
-    def __iter__(self) -> Iterator[tuple[int, int, Tensor]]:
+    def __iter__(self) -> Iterator[BatchPlan]:
         if self._epoch is None:
             self.new_epoch()
         return iter(self._epoch)
@@ -84,7 +101,7 @@ class SeededBatches:
 
 
 class ItemDataset(torch.utils.data.Dataset):
-    """Hands each sampler item to ``collate_fn`` unchanged.
+    """Hands each plan to ``collate_fn`` unchanged.
 
     Its length is what PyG's loader datasets give (``range(len(input_nodes))``, the
     clusters, the steps), which PyG's examples use for progress bars.

@@ -11,15 +11,14 @@ from torch_geometric.data import Data
 from torch_geometric.index import ptr2index
 from torch_geometric.utils import narrow, select
 
-from graphbatch._validate import as_int, check_positive_int
+from graphbatch._validate import as_int
 from graphbatch.cache import cached, digest, graph_digest
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
 from graphbatch.loader.batches import SeededBatches
 from graphbatch.sampling.cluster import (
     ClusterSampler, Partition, check_num_parts, metis_partition, positive_int_weights,
 )
-from graphbatch.sampling.subgraph import SampledSubgraph
 
 
 class ClusterData(torch.utils.data.Dataset):
@@ -50,7 +49,7 @@ class ClusterData(torch.utils.data.Dataset):
             or targets, and with ``keep_inter_cluster_edges`` ``cluster_data[i]`` keeps
             the edges out of or into the cluster.
         node_weight, edge_weight: optional positive integer weights for METIS.
-        graph: a prebuilt :class:`CSRGraph` of ``data``.
+        graph: a prebuilt :class:`CSCGraph` of ``data``.
     """
 
     def __init__(
@@ -65,7 +64,7 @@ class ClusterData(torch.utils.data.Dataset):
         sparse_format: str = "csr",
         node_weight: Optional[Tensor] = None,
         edge_weight: Optional[Tensor] = None,
-        graph: Optional[CSRGraph] = None,
+        graph: Optional[CSCGraph] = None,
     ) -> None:
         check_data(data, "ClusterData")
         if sparse_format not in ("csr", "csc"):
@@ -193,20 +192,10 @@ class ClusterLoader(BatchLoader):
         if not isinstance(cluster_data, ClusterData):
             raise TypeError(
                 f"cluster_data must be a graphbatch.ClusterData, got {type(cluster_data).__name__}")
-        batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
-        batches = SeededBatches(
-            cluster_data.num_parts, batch_size, bool(kwargs.pop("shuffle", False)),
-            bool(kwargs.pop("drop_last", False)), kwargs.get("generator"),
-            kwargs.pop("sampler", None),
-        )
+        batches = SeededBatches.from_loader_args(cluster_data.num_parts, kwargs)
         self.cluster_data = cluster_data
         super().__init__(cluster_data.original_data, cluster_data.graph, batches,
-                         shared=(cluster_data.sampler,), **kwargs)
-
-    def sample(self, item: tuple) -> tuple[SampledSubgraph, Tensor]:
-        _, _, clusters = item
-        clusters = torch.sort(clusters).values  # nodes grouped by cluster id, as in PyG
-        return self.cluster_data.sampler.sample(clusters), clusters
+                         cluster_data.sampler, **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_parts={self.cluster_data.num_parts})"

@@ -1,5 +1,5 @@
-"""Target nodes with their complete L-hop halo: the batches of exact L-step propagation
-(LazyGNN's mini-batches)."""
+"""``HaloLoader``: target nodes with their complete L-hop halo, the batches of exact
+L-step propagation (LazyGNN's mini-batches)."""
 from __future__ import annotations
 
 import copy
@@ -11,13 +11,14 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from graphbatch._validate import check_positive_int
-from graphbatch.graph import CSRGraph
-from graphbatch.lazy.propagation import normalized_adjacency
+from graphbatch.graph import CSCGraph
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
 from graphbatch.loader.batches import SeededBatches
 from graphbatch.loader.cluster_loader import ClusterData
-from graphbatch.loader.neighbor_loader import resolve_input_nodes
-from graphbatch.sampling.neighbor import NeighborSampler
+from graphbatch.loader.inputs import resolve_input_nodes
+from graphbatch.nn import normalized_adjacency
+from graphbatch.sampling.halo import HaloSampler
+from graphbatch.sampling.plan import BatchPlan
 from graphbatch.sampling.subgraph import SampledSubgraph
 
 
@@ -72,10 +73,9 @@ class HaloLoader(BatchLoader):
 
     def __init__(self, data: Data, num_hops: int = 2, input_nodes: Optional[Tensor] = None,
                  cluster_data: Optional[ClusterData] = None, normalize: bool = True,
-                 graph: Optional[CSRGraph] = None, **kwargs: Any) -> None:
+                 graph: Optional[CSCGraph] = None, **kwargs: Any) -> None:
         check_data(data, "HaloLoader")
         num_hops = check_positive_int(num_hops, "num_hops")
-        batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
         if cluster_data is not None and input_nodes is not None:
             raise ValueError("give input_nodes or cluster_data, not both")
         if cluster_data is not None and not isinstance(cluster_data, ClusterData):
@@ -96,44 +96,22 @@ class HaloLoader(BatchLoader):
         graph = graph_of(data, graph)
         self.num_hops = num_hops
         self.cluster_data = cluster_data
-        self.neighbor_sampler = NeighborSampler(graph, [-1] * num_hops, subgraph_type="induced")
         if cluster_data is None:
             self.input_nodes = resolve_input_nodes(input_nodes, graph.num_nodes)
-            num_inputs = self.input_nodes.numel()
+            batches = SeededBatches.from_loader_args(self.input_nodes.numel(), kwargs,
+                                                     inputs=self.input_nodes)
         else:
             self.input_nodes = None
-            num_inputs = cluster_data.num_parts
-        batches = SeededBatches(
-            num_inputs, batch_size, bool(kwargs.pop("shuffle", False)),
-            bool(kwargs.pop("drop_last", False)), kwargs.get("generator"),
-            kwargs.pop("sampler", None))
-        super().__init__(data, graph, batches, shared=(self.neighbor_sampler,), **kwargs)
+            batches = SeededBatches.from_loader_args(cluster_data.num_parts, kwargs)
+        self.halo_sampler = HaloSampler(
+            graph, num_hops, None if cluster_data is None else cluster_data.partition)
+        super().__init__(data, graph, batches, self.halo_sampler, **kwargs)
 
-    def targets(self, positions: Tensor) -> Tensor:
-        """The target nodes ([k] int64) of a batch of input or cluster positions; a
-        batch's clusters come in ascending id, each cluster's nodes in id order."""
-        if self.cluster_data is None:
-            return self.input_nodes[positions]
-        partition = self.cluster_data.partition
-        clusters = torch.sort(positions).values
-        return torch.cat([partition.node_perm[partition.partptr[c]:partition.partptr[c + 1]]
-                          for c in clusters.tolist()])
-
-    def sample(self, item: tuple) -> tuple[SampledSubgraph, tuple[Tensor, int]]:
-        epoch_seed, batch_index, positions = item
-        targets = self.targets(positions)
-        if targets.numel() == 0:  # empty clusters only: METIS may leave a part empty
-            raise ValueError(f"batch {batch_index} has no target node (empty clusters "
-                             f"{positions.tolist()}); use fewer parts or a larger batch_size")
-        out = self.neighbor_sampler.sample_unchecked(targets, epoch_seed, batch_index)
-        return out, (positions, targets.numel())
-
-    def decorate(self, batch: Data, out: SampledSubgraph, meta: tuple[Tensor, int],
+    def decorate(self, batch: Data, out: SampledSubgraph, plan: BatchPlan,
                  device: Optional[torch.device]) -> None:
-        positions, num_targets = meta
-        batch.batch_size = num_targets
+        batch.batch_size = self.halo_sampler.num_targets(plan)
         if self.cluster_data is None:
-            batch.input_id = positions if device is None else positions.to(device)
+            batch.input_id = plan.positions if device is None else plan.positions.to(device)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_hops={self.num_hops})"

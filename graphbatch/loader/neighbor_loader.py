@@ -9,38 +9,15 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.sampler.base import NumNeighbors, SubgraphType
 
-from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
-from graphbatch.graph import CSRGraph
+from graphbatch._validate import as_index_tensor
+from graphbatch.graph import CSCGraph
 from graphbatch.features import FeatureStore
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
 from graphbatch.loader.batches import SeededBatches
+from graphbatch.loader.inputs import resolve_input_nodes
 from graphbatch.sampling.neighbor import NeighborSampler
+from graphbatch.sampling.plan import BatchPlan
 from graphbatch.sampling.subgraph import SampledSubgraph
-
-
-def resolve_input_nodes(input_nodes: Any, num_nodes: int, name: str = "input_nodes") -> Tensor:
-    """``input_nodes`` (None, an index tensor or sequence, or a boolean mask) as ``[B]``
-    int64 node ids; errors name the argument ``name``."""
-    if input_nodes is None:
-        return torch.arange(num_nodes)
-    if isinstance(input_nodes, (tuple, str)):
-        raise NotImplementedError(
-            f"{name} naming a node type (heterogeneous graphs) is not supported yet; for a "
-            f"Data give the nodes themselves, got {type(input_nodes).__name__}"
-        )
-    if isinstance(input_nodes, Tensor) and input_nodes.dtype == torch.bool:
-        if input_nodes.dim() != 1 or input_nodes.numel() != num_nodes:
-            raise ValueError(
-                f"{name} as a boolean mask must have shape [{num_nodes}] (num_nodes), "
-                f"got {tuple(input_nodes.shape)}"
-            )
-        nodes = input_nodes.nonzero().view(-1)
-    else:
-        nodes = as_index_tensor(input_nodes, name)
-        check_node_range(nodes, num_nodes, name)
-    if nodes.numel() == 0:
-        raise ValueError(f"{name} selects no node; give at least one")
-    return nodes
 
 
 class NeighborLoader(BatchLoader):
@@ -76,7 +53,7 @@ class NeighborLoader(BatchLoader):
         filter_per_worker, node_store, edge_store, device, prefetch: see
             :class:`~graphbatch.loader.base.BatchLoader` (as is ``prefetch_threads``,
             passed on with ``**kwargs``).
-        graph: a prebuilt :class:`CSRGraph` of ``data`` to reuse across loaders.
+        graph: a prebuilt :class:`CSCGraph` of ``data`` to reuse across loaders.
         **kwargs: ``torch.utils.data.DataLoader`` arguments (``batch_size``, ``shuffle``,
             ``drop_last``, ``num_workers``, ``persistent_workers``, ``pin_memory``,
             ``generator``, ``sampler``, ...), and PyG's ``input_id``: ``[B]`` integer ids
@@ -101,7 +78,7 @@ class NeighborLoader(BatchLoader):
         filter_per_worker: Optional[bool] = None,
         neighbor_sampler: Optional[NeighborSampler] = None,
         directed: bool = True,
-        graph: Optional[CSRGraph] = None,
+        graph: Optional[CSCGraph] = None,
         node_store: Optional[FeatureStore] = None,
         edge_store: Optional[FeatureStore] = None,
         device: Union[str, torch.device, None] = None,
@@ -120,12 +97,6 @@ class NeighborLoader(BatchLoader):
         if isinstance(subgraph_type, SubgraphType):
             subgraph_type = subgraph_type.value
         input_id = kwargs.pop("input_id", None)
-
-        batch_size = check_positive_int(kwargs.pop("batch_size", 1), "batch_size")
-        shuffle = bool(kwargs.pop("shuffle", False))
-        drop_last = bool(kwargs.pop("drop_last", False))
-        generator = kwargs.get("generator")
-        order_sampler = kwargs.pop("sampler", None)
 
         if neighbor_sampler is None:
             graph = graph_of(data, graph)
@@ -147,14 +118,13 @@ class NeighborLoader(BatchLoader):
         self.input_nodes = resolve_input_nodes(input_nodes, neighbor_sampler.graph.num_nodes)
         self.input_id = self._input_id(input_id, isinstance(input_nodes, Tensor)
                                        and input_nodes.dtype == torch.bool)
-        self.transform_sampler_output = transform_sampler_output
-        batches = SeededBatches(
-            self.input_nodes.numel(), batch_size, shuffle, drop_last, generator, order_sampler
-        )
+        batches = SeededBatches.from_loader_args(self.input_nodes.numel(), kwargs,
+                                                 inputs=self.input_nodes)
         super().__init__(
-            data, neighbor_sampler.graph, batches, transform=transform,
+            data, neighbor_sampler.graph, batches, neighbor_sampler, transform=transform,
+            transform_sampler_output=transform_sampler_output,
             filter_per_worker=filter_per_worker, node_store=node_store, edge_store=edge_store,
-            device=device, prefetch=prefetch, shared=(neighbor_sampler,), **kwargs,
+            device=device, prefetch=prefetch, **kwargs,
         )
 
     def _input_id(self, input_id: Any, mask: bool) -> Optional[Tensor]:
@@ -169,21 +139,14 @@ class NeighborLoader(BatchLoader):
                              f"({self.input_nodes.numel()}), got {input_id.numel()}")
         return input_id
 
-    def sample(self, item: tuple[int, int, Tensor]) -> tuple[SampledSubgraph, Tensor]:
-        """Samples batch ``item = (epoch_seed, batch_index, positions in input_nodes)``;
-        returns the ids and the seeds' ``input_id``."""
-        epoch_seed, batch_index, positions = item
-        seeds = self.input_nodes[positions]
-        out = self.neighbor_sampler.sample_unchecked(seeds, epoch_seed, batch_index)
-        if self.transform_sampler_output is not None:
-            out = self.transform_sampler_output(out)
-        if self.input_id is None:
-            return out, positions
-        # A mask's input ids are the seeds themselves: no second indexing.
-        return out, seeds if self.input_id is self.input_nodes else self.input_id[positions]
-
-    def decorate(self, batch: Data, out: SampledSubgraph, input_id: Tensor,
+    def decorate(self, batch: Data, out: SampledSubgraph, plan: BatchPlan,
                  device: Optional[torch.device]) -> None:
+        if self.input_id is None:
+            input_id = plan.positions
+        elif self.input_id is self.input_nodes:  # a mask's input ids are the seeds
+            input_id = plan.items
+        else:
+            input_id = self.input_id[plan.positions]
         batch.input_id = input_id if device is None else input_id.to(device)
         batch.batch_size = input_id.numel()
 

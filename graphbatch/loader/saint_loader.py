@@ -8,10 +8,11 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from graphbatch._validate import as_int, check_positive_int
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
 from graphbatch.loader.batches import SeededBatches
-from graphbatch.loader.neighbor_loader import resolve_input_nodes
+from graphbatch.loader.inputs import resolve_input_nodes
+from graphbatch.sampling.plan import BatchPlan
 from graphbatch.sampling.saint import (
     SAINTEdgeSampler, SAINTNodeSampler, SAINTRandomWalkSampler, SAINTSampler,
 )
@@ -52,7 +53,7 @@ class GraphSAINTSampler(BatchLoader):
         sample_coverage: int = 0,
         save_dir: Optional[str] = None,
         log: bool = True,
-        graph: Optional[CSRGraph] = None,
+        graph: Optional[CSCGraph] = None,
         **kwargs: Any,
     ) -> None:
         check_data(data, type(self).__name__)
@@ -70,16 +71,12 @@ class GraphSAINTSampler(BatchLoader):
             seed = int(torch.randint(0, 2**62, (), generator=generator))
             self.norm = normalization(self.saint_sampler, sample_coverage, seed, save_dir, log)
         batches = SeededBatches(num_steps, 1, generator=generator)
-        super().__init__(data, graph, batches, shared=(self.saint_sampler,), **kwargs)
+        super().__init__(data, graph, batches, self.saint_sampler, **kwargs)
 
-    def _make_sampler(self, graph: CSRGraph, batch_size: int) -> SAINTSampler:
+    def _make_sampler(self, graph: CSCGraph, batch_size: int) -> SAINTSampler:
         raise NotImplementedError
 
-    def sample(self, item: tuple) -> tuple[SampledSubgraph, None]:
-        epoch_seed, batch_index, _ = item
-        return self.saint_sampler.sample(epoch_seed, batch_index), None
-
-    def decorate(self, batch: Data, out: SampledSubgraph, meta: None,
+    def decorate(self, batch: Data, out: SampledSubgraph, plan: BatchPlan,
                  device: Optional[torch.device]) -> None:
         if self.norm is not None:
             batch.node_norm = self.norm.node_norm[out.node].to(batch.edge_index.device)
@@ -93,7 +90,7 @@ class GraphSAINTNodeSampler(GraphSAINTSampler):
     """Subgraphs induced by ``batch_size`` node draws, ``P(u)`` proportional to the
     squared column norm of the normalized adjacency."""
 
-    def _make_sampler(self, graph: CSRGraph, batch_size: int) -> SAINTSampler:
+    def _make_sampler(self, graph: CSCGraph, batch_size: int) -> SAINTSampler:
         return SAINTNodeSampler(graph, batch_size)
 
 
@@ -101,7 +98,7 @@ class GraphSAINTEdgeSampler(GraphSAINTSampler):
     """Subgraphs induced by ``batch_size`` edge draws, ``P(u -> v)`` proportional to
     ``1 / deg(u) + 1 / deg(v)``."""
 
-    def _make_sampler(self, graph: CSRGraph, batch_size: int) -> SAINTSampler:
+    def _make_sampler(self, graph: CSCGraph, batch_size: int) -> SAINTSampler:
         return SAINTEdgeSampler(graph, batch_size)
 
 
@@ -120,7 +117,7 @@ class GraphSAINTRandomWalkSampler(GraphSAINTSampler):
         self.roots = roots
         super().__init__(data, batch_size, num_steps, sample_coverage, save_dir, log, **kwargs)
 
-    def _make_sampler(self, graph: CSRGraph, batch_size: int) -> SAINTSampler:
+    def _make_sampler(self, graph: CSCGraph, batch_size: int) -> SAINTSampler:
         roots = (resolve_input_nodes(self.roots, graph.num_nodes, "roots")
                  if self.roots is not None else None)
         return SAINTRandomWalkSampler(graph, batch_size, self.walk_length, roots)

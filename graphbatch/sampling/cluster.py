@@ -9,14 +9,15 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from graphbatch._validate import as_int
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
+from graphbatch.sampling.plan import BatchPlan
 from graphbatch.graph_kernels import build_csc
 from graphbatch.sampling import _cluster_kernels as K
 from graphbatch.sampling.subgraph import SampledSubgraph, edge_arrays
@@ -98,7 +99,7 @@ class Partition:
         return self._csr
 
 
-def metis_adjacency(graph: CSRGraph, edge_weight: Optional[np.ndarray] = None):
+def metis_adjacency(graph: CSCGraph, edge_weight: Optional[np.ndarray] = None):
     """The symmetrized adjacency without self-loops that METIS needs, as
     ``(xadj [N + 1], adjncy, eweights or None)``, int64, each node's neighbors sorted;
     parallel edges are merged, their weights (``[E]`` int64, by edge id) summed."""
@@ -138,7 +139,7 @@ def check_num_parts(num_parts: object, num_nodes: int) -> int:
 
 
 def metis_partition(
-    graph: CSRGraph,
+    graph: CSCGraph,
     num_parts: int,
     recursive: bool = False,
     node_weight: Optional[Tensor] = None,
@@ -204,7 +205,7 @@ class ClusterSampler:
     exactly the edges it returns, with no per-node lookups.
     """
 
-    def __init__(self, graph: CSRGraph, partition: Partition) -> None:
+    def __init__(self, graph: CSCGraph, partition: Partition) -> None:
         self.graph = graph
         self.partition = partition
         indptr, indices, perm = graph.numpy()
@@ -229,9 +230,13 @@ class ClusterSampler:
     def num_parts(self) -> int:
         return self.partition.partptr.numel() - 1
 
-    def sample(self, clusters: Tensor) -> SampledSubgraph:
+    def sample(self, clusters: Union[Tensor, BatchPlan]) -> SampledSubgraph:
         """The subgraph of ``clusters`` ([k] int64 cluster ids, distinct): nodes grouped by
-        cluster in the given order; edges grouped by target cluster, then source cluster."""
+        cluster in the given order; edges grouped by target cluster, then source cluster.
+        A loader's :class:`~graphbatch.sampling.plan.BatchPlan` gives its clusters in
+        ascending id (PyG's order)."""
+        if isinstance(clusters, BatchPlan):
+            clusters = torch.sort(clusters.items).values
         partptr = self.partition.partptr.numpy()
         ids = clusters.numpy()
         starts, ends = partptr[ids], partptr[ids + 1]

@@ -5,14 +5,15 @@ turns them into a ``Data`` batch.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from graphbatch._validate import as_index_tensor, check_node_range
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
+from graphbatch.sampling.plan import BatchPlan
 from graphbatch.sampling import _neighbor_kernels as K
 from graphbatch.sampling import _table_kernels as T
 from graphbatch.sampling._rng import batch_key
@@ -63,15 +64,15 @@ class NeighborSampler:
 
     def __init__(
         self,
-        graph: CSRGraph,
+        graph: CSCGraph,
         num_neighbors: Sequence[int],
         replace: bool = False,
         subgraph_type: str = "directional",
         disjoint: bool = False,
         edge_weight: Optional[Tensor] = None,
     ) -> None:
-        if not isinstance(graph, CSRGraph):
-            raise TypeError(f"graph must be a CSRGraph, got {type(graph).__name__}")
+        if not isinstance(graph, CSCGraph):
+            raise TypeError(f"graph must be a CSCGraph, got {type(graph).__name__}")
         if subgraph_type not in SUBGRAPH_TYPES:
             raise ValueError(f"subgraph_type must be one of {SUBGRAPH_TYPES}, got {subgraph_type!r}")
         self.graph = graph
@@ -117,12 +118,17 @@ class NeighborSampler:
                 t.share_memory_()
         return self
 
-    def sample(self, seeds: Tensor, seed: int = 0, batch: int = 0) -> SampledSubgraph:
-        """Samples the subgraph around ``seeds`` ([B] int64 node ids).
+    def sample(self, seeds: Union[Tensor, BatchPlan], seed: int = 0, batch: int = 0
+               ) -> SampledSubgraph:
+        """Samples the subgraph around ``seeds`` ([B] int64 node ids), or around the
+        items of a loader's :class:`~graphbatch.sampling.plan.BatchPlan` (validated
+        when the loader was made).
 
-        ``seed`` and ``batch`` fix the randomness: equal arguments give equal results
-        whatever the number of threads.
+        ``seed`` and ``batch`` (a plan's ``epoch_seed`` and ``index``) fix the
+        randomness: equal arguments give equal results whatever the number of threads.
         """
+        if isinstance(seeds, BatchPlan):
+            return self.sample_unchecked(seeds.items, seeds.epoch_seed, seeds.index)
         seeds = as_index_tensor(seeds, "seeds")
         if seeds.numel() == 0:
             raise ValueError("seeds must hold at least one node, got an empty tensor")

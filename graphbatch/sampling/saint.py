@@ -8,14 +8,15 @@ analysis: a node ``u``'s column norm is ``sum over edges u -> v of 1 / deg(v)^2`
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from torch import Tensor
 
 from graphbatch._validate import as_index_tensor, check_node_range, check_positive_int
 from graphbatch.cache import digest
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
+from graphbatch.sampling.plan import BatchPlan
 from graphbatch.sampling import _saint_kernels as K
 from graphbatch.sampling._neighbor_kernels import segment_cumsum
 from graphbatch.sampling._rng import alias_table, batch_key
@@ -33,9 +34,9 @@ class SAINTSampler:
 
     kind = "base"
 
-    def __init__(self, graph: CSRGraph, batch_size: int) -> None:
-        if not isinstance(graph, CSRGraph):
-            raise TypeError(f"graph must be a CSRGraph, got {type(graph).__name__}")
+    def __init__(self, graph: CSCGraph, batch_size: int) -> None:
+        if not isinstance(graph, CSCGraph):
+            raise TypeError(f"graph must be a CSCGraph, got {type(graph).__name__}")
         if graph.num_edges == 0:
             raise ValueError(f"GraphSAINT needs a graph with edges, got {graph}")
         self.graph = graph
@@ -55,8 +56,12 @@ class SAINTSampler:
         """The sorted, unique node ids of one subgraph, drawn under ``key``."""
         return self._tables.unique_sorted(self.draws(key))
 
-    def sample(self, seed: int, batch: int) -> SampledSubgraph:
-        """The subgraph of ``batch`` under ``seed`` (equal arguments, equal subgraphs)."""
+    def sample(self, seed: Union[int, BatchPlan], batch: int = 0) -> SampledSubgraph:
+        """The subgraph of ``batch`` under ``seed`` (equal arguments, equal subgraphs),
+        or of a loader's :class:`~graphbatch.sampling.plan.BatchPlan` (its
+        ``epoch_seed`` and ``index``)."""
+        if isinstance(seed, BatchPlan):
+            seed, batch = seed.epoch_seed, seed.index
         return induced_subgraph(self.graph, self.draws(batch_key(seed, batch)), self._tables)
 
     def _alias(self, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +89,7 @@ class SAINTNodeSampler(SAINTSampler):
 
     kind = "node"
 
-    def __init__(self, graph: CSRGraph, batch_size: int) -> None:
+    def __init__(self, graph: CSCGraph, batch_size: int) -> None:
         super().__init__(graph, batch_size)
         self._check_budget(graph.num_nodes, "nodes")
         deg = self._degree()
@@ -108,7 +113,7 @@ class SAINTEdgeSampler(SAINTSampler):
 
     kind = "edge"
 
-    def __init__(self, graph: CSRGraph, batch_size: int) -> None:
+    def __init__(self, graph: CSCGraph, batch_size: int) -> None:
         super().__init__(graph, batch_size)
         self._check_budget(graph.num_edges, "edges")
         deg = self._degree()
@@ -136,7 +141,7 @@ class SAINTRandomWalkSampler(SAINTSampler):
 
     kind = "random_walk"
 
-    def __init__(self, graph: CSRGraph, batch_size: int, walk_length: int,
+    def __init__(self, graph: CSCGraph, batch_size: int, walk_length: int,
                  roots: Optional[Tensor] = None) -> None:
         super().__init__(graph, batch_size)
         self.walk_length = check_positive_int(walk_length, "walk_length")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.sampling import _table_kernels as T
 
 
@@ -169,7 +169,7 @@ class ThreadTables:
         self.__init__(state["num_nodes"], state["keys_are_nodes"])
 
 
-def induced_edges(graph: CSRGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,
+def induced_edges(graph: CSCGraph, nodes: np.ndarray, tree: np.ndarray, stride: int,
                   table) -> tuple[np.ndarray, np.ndarray]:
     """Every edge of ``graph`` among ``nodes`` (all already in ``table``, row ``t`` having
     local id ``t``), as ``(edge_index, edge)`` (see :func:`edge_arrays`); in disjoint
@@ -210,7 +210,7 @@ def edge_arrays(m: int) -> tuple[np.ndarray, np.ndarray]:
 _NO_TREE = np.empty(0, dtype=np.int64)
 
 
-def induced_subgraph(graph: CSRGraph, draws: np.ndarray, tables: ThreadTables) -> SampledSubgraph:
+def induced_subgraph(graph: CSCGraph, draws: np.ndarray, tables: ThreadTables) -> SampledSubgraph:
     """The subgraph of ``graph`` induced by the distinct values of ``draws`` ([k] int64
     node ids, repeats allowed), which are its nodes, sorted.
 

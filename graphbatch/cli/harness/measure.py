@@ -24,7 +24,7 @@ class StageTimer:
 
     With prefetch these run in background threads beside training, so they add up to
     more than the loop waited: the loop's own wait is timed apart. Wraps the loader's
-    ``sample`` and ``filter_fn`` on the instance (a few hundred nanoseconds a batch);
+    ``sample_ids`` and ``filter_fn`` on the instance (a few hundred nanoseconds a batch);
     sampling done in DataLoader worker processes is not seen.
     """
 
@@ -33,7 +33,7 @@ class StageTimer:
         self.seconds = {"sample": 0.0, "gather": 0.0}
 
     def attach(self, loader: BatchLoader) -> None:
-        loader.sample = self._timed(loader.sample, "sample")  # type: ignore[method-assign]
+        loader.sample_ids = self._timed(loader.sample_ids, "sample")  # type: ignore[method-assign]
         loader.filter_fn = self._timed(loader.filter_fn, "gather")  # type: ignore[method-assign]
 
     def _timed(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:

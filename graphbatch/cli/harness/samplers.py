@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 
 import graphbatch
 from graphbatch.cache import graph_digest
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 
 GRAPHBATCH, PYG = "graphbatch", "pyg"
 
@@ -70,7 +70,7 @@ def _loader_classes(impl: str) -> Any:
     return torch_geometric.loader
 
 
-def build_source(sampler: str, data: Data, graph: CSRGraph, s: dict[str, Any],
+def build_source(sampler: str, data: Data, graph: CSCGraph, s: dict[str, Any],
                  device: torch.device, impl: str = GRAPHBATCH) -> Source:
     """The training source of ``sampler`` with settings ``s`` (see
     :func:`~graphbatch.cli.harness.settings.resolve`), from graphbatch's loaders or, with
@@ -82,7 +82,7 @@ def build_source(sampler: str, data: Data, graph: CSRGraph, s: dict[str, Any],
     return Source(loader, kind, time.perf_counter() - start)
 
 
-def _loader(sampler: str, data: Data, graph: CSRGraph, s: dict[str, Any],
+def _loader(sampler: str, data: Data, graph: CSCGraph, s: dict[str, Any],
             device: torch.device, impl: str) -> tuple[Iterable[Data], str]:
     """``(loader, kind)`` of a mini-batch sampler (see :class:`Source`)."""
     L = _loader_classes(impl)

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm import tqdm
 
-from graphbatch.graph import CSRGraph
+from graphbatch.graph import CSCGraph
 from graphbatch.lazy import LazyGNN, normalized_adjacency
 from graphbatch.loader.base import BatchLoader
 from graphbatch.cli.harness.measure import PeakMemory, StageTimer, metric, sync
@@ -36,7 +36,7 @@ class Dataset:
 
     name: str
     data: Data
-    graph: CSRGraph
+    graph: CSCGraph
     metric: str
     num_classes: int
     public_split: bool = False
@@ -44,7 +44,7 @@ class Dataset:
 
     @classmethod
     def of(cls, name: str, data: Data, metric_name: str, public_split: bool = False) -> "Dataset":
-        return cls(name, data, CSRGraph.from_data(data), metric_name, int(data.y.max()) + 1,
+        return cls(name, data, CSCGraph.from_data(data), metric_name, int(data.y.max()) + 1,
                    public_split)
 
     def normalized(self) -> tuple[Tensor, Tensor]:

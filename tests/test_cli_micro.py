@@ -12,7 +12,7 @@ from numbers import Real
 
 import pytest
 
-from graphbatch.cli import results, saint_bench
+from graphbatch.cli import gather_bench, results, saint_bench
 from graphbatch.cli.main import build_parser, main
 from graphbatch.cli.report import formatted
 
@@ -22,7 +22,7 @@ ARGV = {
     "sampler": [*GRAPH, "--fanouts", "5", "5", "--batch-size", "64", "--num-input-nodes",
                 "1000", "--batches", "3", "--warmup", "1"],
     "gather": ["--row-bytes", "128", "256", "--table-mib", "2", "--gather-mib", "1",
-               "--repeats", "2"],
+               "--repeats", "2", "--train-steps", "2"],
     "pipeline": ["--batch-size", "64", "--fanouts", "5", "5", "--hidden", "8",
                  "--batches", "3"],
     "saint": [*GRAPH, "--node-budget", "200", "--edge-budget", "100", "--roots", "50",
@@ -36,9 +36,11 @@ KEYS = {
     "sampler": ["loader", "ms_per_batch", "sample_ms_per_batch", "gather_ms_per_batch",
                 "edges_per_s", "nodes_per_s", "cores_busy"],
     "gather": ["row_bytes", "memcpy_gb_per_s", "store_gb_per_s", "store_pct_of_memcpy",
-               "sorted_ids_gb_per_s", "index_select_gb_per_s", "pinned_h2d_gb_per_s",
-               "zero_copy_gb_per_s", "zero_copy_pct_of_h2d", "cpu_gather_copy_gb_per_s",
-               "zero_copy_speedup_vs_naive"],
+               "unchecked_gb_per_s", "store_pct_of_unchecked", "sorted_ids_gb_per_s",
+               "index_select_out_gb_per_s", "index_select_gb_per_s", "thread_gb_per_s",
+               "thread_training_gb_per_s", "train_ms_per_step", "train_gathering_ms_per_step",
+               "pinned_h2d_gb_per_s", "zero_copy_gb_per_s", "zero_copy_pct_of_h2d",
+               "cpu_gather_copy_gb_per_s", "zero_copy_speedup_vs_naive"],
     "pipeline": ["mode", "prefetch", "batches", "sample_ms_per_batch", "gather_ms_per_batch",
                  "transfer_ms_per_batch", "train_ms_per_batch", "wait_ms_per_batch",
                  "epoch_s"],
@@ -117,9 +119,62 @@ def test_bench_writes_json_and_csv(what, tmp_path, capsys):
                 assert float(csv_row[key]) == value
 
 
+def test_gather_rows_measure_every_cpu_path(tmp_path, capsys):
+    """The CPU paths of ``bench gather`` are all measured (numbers, never None), the
+    percentages are the ratios of the bandwidths they compare, and the printed table
+    shows the columns of the public gather, ``index_select(out=)`` and the gather
+    beside training."""
+    out = tmp_path / "r.json"
+    assert main(["bench", "gather", *ARGV["gather"], "--out", str(out)]) == 0
+    table = _table(capsys.readouterr().out)
+    rows = results.read(out)["rows"]
+    assert [r["row_bytes"] for r in rows] == [128, 256]
+    for row, shown in zip(rows, table):
+        for key in KEYS["gather"][1:13]:
+            assert isinstance(row[key], float) and row[key] > 0, key
+        assert row["store_pct_of_memcpy"] == pytest.approx(
+            100 * row["store_gb_per_s"] / row["memcpy_gb_per_s"])
+        assert row["store_pct_of_unchecked"] == pytest.approx(
+            100 * row["store_gb_per_s"] / row["unchecked_gb_per_s"])
+        for header, key in [("unchecked GB/s", "unchecked_gb_per_s"),
+                            ("index_select out= GB/s", "index_select_out_gb_per_s"),
+                            ("thread GB/s", "thread_gb_per_s"),
+                            ("thread, training GB/s", "thread_training_gb_per_s")]:
+            assert shown[header] == f"{row[key]:.1f}"
+        for header, key in [("train ms", "train_ms_per_step"),
+                            ("train, gathering ms", "train_gathering_ms_per_step")]:
+            assert shown[header] == f"{row[key]:.2f}"
+
+
+def test_gather_beside_training_counts_calls_and_steps():
+    """The background-thread measurement: at least ``calls`` gathers and ``steps``
+    steps, per-call and per-step seconds from them; an error in the thread is raised
+    here instead of leaving the main thread waiting."""
+    import time
+
+    gathered, stepped = [], []
+
+    def gather():
+        time.sleep(0.002)
+        gathered.append(1)
+
+    per_call, per_step = gather_bench._beside(gather, 3, lambda: stepped.append(1), 5)
+    assert len(stepped) >= 5 and len(gathered) >= 4  # the warm-up call, then 3+
+    assert 0.002 <= per_call < 1 and per_step > 0
+    per_call, per_step = gather_bench._beside(gather, 2, None, 0)
+    assert 0.002 <= per_call < 1 and per_step == 0.0
+
+    def failing():
+        raise RuntimeError("no rows")
+
+    with pytest.raises(RuntimeError, match="no rows"):
+        gather_bench._beside(failing, 2, lambda: None, 1)
+
+
 @pytest.mark.parametrize("argv, option", [
     (["sampler", "--batches", "0"], "--batches"),
     (["gather", "--row-bytes", "128", "--repeats", "x"], "--repeats"),
+    (["gather", "--row-bytes", "128", "--train-steps", "0"], "--train-steps"),
     (["pipeline", "--dataset", "nowhere"], "--dataset"),
     (["saint", "--walk-length", "0"], "--walk-length"),
     (["cluster", "--num-parts"], "--num-parts"),

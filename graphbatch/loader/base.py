@@ -192,12 +192,16 @@ class BatchLoader(torch.utils.data.DataLoader):
             return self.filter_fn(out, plan, device=None if in_worker else self.device)
         return out, plan
 
+    #: Makes a batch of ``(data, out, node store, edge store, device)``; loaders of
+    #: other data (``HeteroData``) put their own.
+    assemble_batch = staticmethod(assemble)
+
     def filter_fn(self, out: SampledSubgraph, plan: BatchPlan,
                   device: Optional[torch.device] = None) -> Data:
         """Joins the sampled ids with the graph's attributes into a ``Data`` batch."""
         data = self.data  # once: the training loop may replace it meanwhile
         stores = self.stores.current(data)
-        batch = assemble(data, out, stores.node, stores.edge, device)
+        batch = self.assemble_batch(data, out, stores.node, stores.edge, device)
         self.decorate(batch, out, plan, device)
         return batch if self.transform is None else self.transform(batch)
 

@@ -6,7 +6,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Data, HeteroData
 from torch_geometric.sampler.base import NumNeighbors, SubgraphType
 
 from graphbatch._validate import as_index_tensor
@@ -58,7 +58,18 @@ class NeighborLoader(BatchLoader):
             ``drop_last``, ``num_workers``, ``persistent_workers``, ``pin_memory``,
             ``generator``, ``sampler``, ...), and PyG's ``input_id``: ``[B]`` integer ids
             of the ``B`` input nodes, reported as the batches' ``input_id``.
+
+    A ``HeteroData`` makes a
+    :class:`~graphbatch.loader.hetero_loader.HeteroNeighborLoader` (a subclass), which
+    takes the same arguments in their heterogeneous forms.
     """
+
+    def __new__(cls, data: Any = None, *args: Any, **kwargs: Any) -> "NeighborLoader":
+        if cls is NeighborLoader and isinstance(data, HeteroData):
+            from graphbatch.loader.hetero_loader import HeteroNeighborLoader
+
+            return super().__new__(HeteroNeighborLoader)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -85,47 +96,57 @@ class NeighborLoader(BatchLoader):
         prefetch: int = 2,
         **kwargs: Any,
     ) -> None:
-        check_data(data, "NeighborLoader")
-        if time_attr is not None or input_time is not None:
-            raise NotImplementedError("temporal sampling (time_attr, input_time) is not supported yet")
-        if not directed:
-            warnings.warn("'directed' is deprecated; use subgraph_type='induced'", DeprecationWarning)
-            subgraph_type = "induced"
+        subgraph_type = pyg_subgraph_type(subgraph_type, directed, time_attr, input_time)
         del temporal_strategy, is_sorted  # no meaning without time; CSC is built by sorting
+        input_id = kwargs.pop("input_id", None)
+        self.neighbor_sampler = self._sampler_for(data, graph, neighbor_sampler, num_neighbors,
+                                                  replace, subgraph_type, disjoint, weight_attr)
+        items = self._resolve_inputs(input_nodes, input_id)
+        batches = SeededBatches.from_loader_args(self.input_nodes.numel(), kwargs, inputs=items)
+        self._start(data, batches, transform=transform,
+                    transform_sampler_output=transform_sampler_output,
+                    filter_per_worker=filter_per_worker, node_store=node_store,
+                    edge_store=edge_store, device=device, prefetch=prefetch, **kwargs)
+
+    # The steps of __init__ a heterogeneous loader makes its own.
+
+    def _sampler_for(self, data: Data, graph: Optional[CSCGraph],
+                     neighbor_sampler: Optional[NeighborSampler], num_neighbors: Any,
+                     replace: bool, subgraph_type: str, disjoint: bool,
+                     weight_attr: Optional[str]) -> NeighborSampler:
+        """``neighbor_sampler``, or the sampler the other arguments ask for."""
+        check_data(data, "NeighborLoader")
+        if neighbor_sampler is not None:
+            return neighbor_sampler
         if isinstance(num_neighbors, NumNeighbors):
             num_neighbors = num_neighbors.values
-        if isinstance(subgraph_type, SubgraphType):
-            subgraph_type = subgraph_type.value
-        input_id = kwargs.pop("input_id", None)
+        graph = graph_of(data, graph)
+        edge_weight = None
+        if weight_attr is not None:
+            if weight_attr not in data:
+                raise ValueError(f"weight_attr={weight_attr!r} is not an attribute of data")
+            edge_weight = data[weight_attr]
+        try:
+            return NeighborSampler(graph, num_neighbors, replace=replace,
+                                   subgraph_type=subgraph_type, disjoint=disjoint,
+                                   edge_weight=edge_weight)
+        except (TypeError, ValueError) as exc:
+            if weight_attr is None or "edge_weight" not in str(exc):
+                raise
+            raise type(exc)(f"weight_attr={weight_attr!r}: {exc}") from exc
 
-        if neighbor_sampler is None:
-            graph = graph_of(data, graph)
-            edge_weight = None
-            if weight_attr is not None:
-                if weight_attr not in data:
-                    raise ValueError(f"weight_attr={weight_attr!r} is not an attribute of data")
-                edge_weight = data[weight_attr]
-            try:
-                neighbor_sampler = NeighborSampler(
-                    graph, num_neighbors, replace=replace, subgraph_type=subgraph_type,
-                    disjoint=disjoint, edge_weight=edge_weight,
-                )
-            except (TypeError, ValueError) as exc:
-                if weight_attr is None or "edge_weight" not in str(exc):
-                    raise
-                raise type(exc)(f"weight_attr={weight_attr!r}: {exc}") from exc
-        self.neighbor_sampler = neighbor_sampler
-        self.input_nodes = resolve_input_nodes(input_nodes, neighbor_sampler.graph.num_nodes)
+    def _resolve_inputs(self, input_nodes: Any, input_id: Any) -> Tensor:
+        """Sets ``input_nodes`` and ``input_id``; returns the plans' items (the seeds'
+        ids in the sampler's id space)."""
+        self.input_nodes = resolve_input_nodes(input_nodes, self.neighbor_sampler.graph.num_nodes)
         self.input_id = self._input_id(input_id, isinstance(input_nodes, Tensor)
                                        and input_nodes.dtype == torch.bool)
-        batches = SeededBatches.from_loader_args(self.input_nodes.numel(), kwargs,
-                                                 inputs=self.input_nodes)
-        super().__init__(
-            data, neighbor_sampler.graph, batches, neighbor_sampler, transform=transform,
-            transform_sampler_output=transform_sampler_output,
-            filter_per_worker=filter_per_worker, node_store=node_store, edge_store=edge_store,
-            device=device, prefetch=prefetch, **kwargs,
-        )
+        return self.input_nodes
+
+    def _start(self, data: Data, batches: SeededBatches, **loader_args: Any) -> None:
+        """Starts the loader machinery (:class:`BatchLoader`)."""
+        BatchLoader.__init__(self, data, self.neighbor_sampler.graph, batches,
+                             self.neighbor_sampler, **loader_args)
 
     def _input_id(self, input_id: Any, mask: bool) -> Optional[Tensor]:
         """What batches report as ``input_id`` for each input node, as PyG's
@@ -141,14 +162,26 @@ class NeighborLoader(BatchLoader):
 
     def decorate(self, batch: Data, out: SampledSubgraph, plan: BatchPlan,
                  device: Optional[torch.device]) -> None:
-        if self.input_id is None:
-            input_id = plan.positions
-        elif self.input_id is self.input_nodes:  # a mask's input ids are the seeds
-            input_id = plan.items
-        else:
-            input_id = self.input_id[plan.positions]
-        batch.input_id = input_id if device is None else input_id.to(device)
-        batch.batch_size = input_id.numel()
+        self.put_input_id(batch, plan, device)
+
+    def put_input_id(self, store: Any, plan: BatchPlan, device: Optional[torch.device]) -> None:
+        """Sets ``input_id`` and ``batch_size`` of batch ``plan`` on ``store`` (the batch,
+        or its seeds' node store)."""
+        input_id = plan.positions if self.input_id is None else self.input_id[plan.positions]
+        store.input_id = input_id if device is None else input_id.to(device)
+        store.batch_size = input_id.numel()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_neighbors={self.neighbor_sampler.num_neighbors})"
+
+
+def pyg_subgraph_type(subgraph_type: Union[SubgraphType, str], directed: bool,
+                      time_attr: Optional[str], input_time: Optional[Tensor]) -> str:
+    """PyG's ``subgraph_type`` as a string, after its deprecated ``directed=False``;
+    temporal sampling refused."""
+    if time_attr is not None or input_time is not None:
+        raise NotImplementedError("temporal sampling (time_attr, input_time) is not supported yet")
+    if not directed:
+        warnings.warn("'directed' is deprecated; use subgraph_type='induced'", DeprecationWarning)
+        subgraph_type = "induced"
+    return subgraph_type.value if isinstance(subgraph_type, SubgraphType) else subgraph_type

@@ -8,8 +8,10 @@ work that touches it has run gives wrong values or an error here, as it would on
 from __future__ import annotations
 
 import gc
+import os
 import pickle
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -280,7 +282,7 @@ def test_memory_pinned_elsewhere_is_used_as_it_is(driver):
 
 
 def test_partly_pinned_memory_fails_clearly_and_pins_nothing(gpu, driver):
-    x = torch.randn(3 * PAGE // 4)
+    x = torch.randn(3 * PAGE // 4).share_memory_()  # where it will be pinned
     start, end = _pages_of(x)
     driver.foreign.append((start + PAGE, start + 2 * PAGE))
     store = FeatureStore({"x": x}, pin=True)
@@ -311,7 +313,7 @@ def test_a_failed_registration_unpins_the_pages_it_pinned(gpu, driver):
 
 
 def test_refused_registration_raises_and_leaves_nothing_pinned(gpu, driver):
-    x = torch.randn(1000, 8)
+    x = torch.randn(1000, 8).share_memory_()  # where it will be pinned
     store = FeatureStore({"x": x}, pin=True)
     driver.refuse.add(_pages_of(x)[0])
     with pytest.raises(RuntimeError, match="pinning table 'x'.*cuMemHostRegister: fake CUDA error 2"):
@@ -400,17 +402,32 @@ def test_release_racing_device_gathers(gpu, driver):
     assert all(torch.equal(rows, x[ids]) for ids, rows in results)
 
 
-def test_share_memory_unpins_the_table_that_moves(gpu, driver):
+def test_tables_are_shared_before_they_are_pinned(gpu, driver):
+    """A table is moved to shared memory before it is pinned, never after: pickling
+    for a spawned worker (which moves unshared storage) and forking (which copies
+    pinned private pages) leave it where it is pinned."""
     x = torch.randn(1000, 8)
     ids = torch.tensor([4, 2])
     store = FeatureStore({"x": x.clone()}, pin=True)
-    old = store["x"]
-    store.gather("x", ids, device="cuda")
+    assert torch.equal(done(gpu, store.gather("x", ids, device="cuda")), x[ids])
+    table = store["x"]
+    assert table.is_shared() and driver.pins_tensor(table)
+    address = table.data_ptr()
     store.share_memory_()
-    assert store["x"].is_shared() and not driver.pins_tensor(old)
-    rows = store.gather("x", ids, device="cuda")
-    gpu.finish()
-    assert torch.equal(rows, x[ids]) and driver.pins_tensor(store["x"])
+    pickle.dumps(store)
+    assert store["x"].data_ptr() == address and driver.pins_tensor(store["x"])
+    store.release()
+
+
+def test_a_table_that_moved_is_pinned_again(gpu, driver):
+    x = torch.randn(1000, 8)
+    ids = torch.tensor([4, 2])
+    store = FeatureStore({"x": x.clone()}, pin=True)
+    store.gather("x", ids, device="cuda")
+    old = (store["x"].data_ptr(), store["x"].nbytes)
+    store["x"].set_(x.clone().share_memory_())  # the storage swapped under the store
+    assert torch.equal(done(gpu, store.gather("x", ids, device="cuda")), x[ids])
+    assert not driver.pins(*old) and driver.pins_tensor(store["x"])
     store.release()
 
 
@@ -513,3 +530,140 @@ def test_gather_on_device_puts_rows_back_in_request_order(ids):
     index = torch.tensor(ids, dtype=torch.int64)
     prepared = cuda_module.DeviceIndex(index, torch.device("cpu"))
     assert torch.equal(cuda_module.gather_on_device(table, prepared), table[index])
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+class _FencingRegistration:
+    """A pool registration whose fence asks the pool for a buffer before its event is
+    recorded, as a second prefetch thread may while the first thread's view is being
+    finalized: no event yet reads as idle, as with CUDA."""
+
+    def __init__(self, pool: BufferPool) -> None:
+        self.pool = pool
+        self.handed_out: list[int] = []
+        self.pending = False  # an event recorded and not completed
+
+    def fence(self) -> None:
+        if not self.pool.probing:  # once: the probe's own view is fenced too
+            self.pool.probing = True
+            self.handed_out.append(self.pool.empty((1 << 16,), torch.float32).data_ptr())
+        self.pending = True
+
+    def idle(self) -> bool:
+        return not self.pending
+
+
+def test_a_buffer_is_not_free_until_its_fence_is_recorded():
+    registrations = []
+    pool = BufferPool(capacity=4, register=lambda raw: registrations.append(
+        _FencingRegistration(pool)) or registrations[-1])
+    pool.probing = False
+    first = pool.empty((1 << 16,), torch.float32)
+    address = first.data_ptr()
+    del first  # its finalizer fences, and the fence asks for a buffer
+    assert registrations[0].handed_out and address not in registrations[0].handed_out
+
+
+def test_fences_keep_an_event_recorded_while_they_are_checked(gpu):
+    fences = cuda_module.Fences()
+    stream = gpu.default
+    older, newer = gpu.Event(), gpu.Event()
+    older.record(stream)
+    fences.add(stream, older)
+
+    def query() -> bool:  # another thread fences meanwhile
+        newer.record(stream)
+        fences.add(stream, newer)
+        return True
+    older.query = query
+    assert fences.idle()
+    assert not fences.idle(), "the newer, pending event was dropped"
+
+
+def test_a_finalizer_never_waits_for_the_registration_lock(driver):
+    owner = np.zeros(4 * PAGE, dtype=np.uint8)
+    registration = cuda_module.PinnedRegistration(owner, owner.ctypes.data, owner.nbytes,
+                                                  "a buffer", 0)
+    assert driver.pinned
+    dropped = threading.Thread(target=lambda: registration._finalizer())
+    with cuda_module._LOCK:  # held, as by a _pin whose allocation set off a collection
+        dropped.start()
+        dropped.join(timeout=10)
+        alive = dropped.is_alive()
+    dropped.join()
+    assert not alive, "the finalizer waited for the lock"
+    assert cuda_module.registered_ranges() == [] and driver.pinned == {}
+
+
+def test_primary_context_is_retained_once_and_never_released():
+    calls: list[str] = []
+
+    class Lib:
+        def __getattr__(self, name):
+            def fn(*args):
+                calls.append(name)
+                for a in args:
+                    if hasattr(a, "_obj") and name in ("cuDeviceGet", "cuDevicePrimaryCtxRetain"):
+                        a._obj.value = 7 if name == "cuDeviceGet" else 0x1234
+                return 0
+            setattr(self, name, fn)
+            return fn
+
+    drv = cuda_driver.Driver(Lib())
+    for _ in range(3):
+        with drv.context(0):
+            pass
+    assert calls.count("cuDevicePrimaryCtxRetain") == 1
+    assert calls.count("cuCtxPushCurrent_v2") == calls.count("cuCtxPopCurrent_v2") == 3
+    assert not any("Release" in c for c in calls)
+
+
+def test_a_device_write_waits_for_reads_queued_on_other_streams(gpu, driver):
+    store = FeatureStore({"m": torch.zeros(100, 4)}, pin=True)
+    side = gpu.Stream()
+    with gpu.stream(side):
+        rows = store.gather("m", torch.tensor([3]), device="cuda")  # queued read
+    store.scatter_("m", torch.tensor([3]), cuda_tensor(torch.ones(1, 4)))  # default stream
+    gpu.default.run()
+    gpu.finish()
+    assert torch.equal(rows, torch.zeros(1, 4)), "the write overtook a read queued before it"
+    store.release()
+
+
+def test_stores_made_in_workers_do_not_pin(monkeypatch):
+    monkeypatch.setattr(cuda_module, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+    assert FeatureStore({"x": torch.zeros(3, 2)}).pin is False
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+    assert FeatureStore({"x": torch.zeros(3, 2)}, pin=False).pin is False
+    assert FeatureStore({"x": torch.zeros(3, 2)}).__dict__["pin"] is True
+
+
+def test_pinned_buffers_are_not_mapped_in_forked_children(gpu, driver):
+    """Pinned buffers are left out of forked children (the kernel would copy pinned
+    pages into each); a child's pool makes its own."""
+    pool = BufferPool(capacity=2, register=cuda_module.register_array)
+    kept = pool.empty((1 << 18,), torch.float32)
+    kept.numpy()[:] = 1
+    del kept
+    pid = os.fork()
+    if pid == 0:  # the child (numpy only: torch's OpenMP is not fork-safe)
+        try:
+            t = pool.empty((1 << 18,), torch.float32)
+            t.numpy()[:] = 2  # an inherited pinned buffer is not mapped here
+            own = len(pool._buffers) == 1 and pool._buffers[0][1] is None
+            os._exit(0 if own and pool.allocations == 2 else 3)
+        except BaseException:  # noqa: BLE001
+            os._exit(4)
+    for _ in range(600):
+        done_pid, status = os.waitpid(pid, os.WNOHANG)
+        if done_pid:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

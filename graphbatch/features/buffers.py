@@ -7,8 +7,7 @@ here: 71 ms for 435k rows of 400 B, against 19 ms into a buffer already touched)
 buffers are kept and refilled. A buffer must never be overwritten while someone still
 holds a batch in it (``list(loader)``, a loop keeping the previous batch): each buffer
 is handed out through a fresh numpy view, which every tensor and view made from it keeps
-alive; the pool holds only a weak reference to that view, and reuses the buffer only
-once the view is gone.
+alive, and is free again only once that view is gone.
 
 A pinned buffer must also outlast the copies reading it: ``batch.to('cuda',
 non_blocking=True)`` only queues the copy, and the batch may be dropped before it runs.
@@ -53,13 +52,17 @@ def numpy_dtype(dtype: torch.dtype) -> Optional[np.dtype]:
         return None
 
 
-def mapped_bytes(nbytes: int) -> np.ndarray:
+def mapped_bytes(nbytes: int, dontfork: bool = False) -> np.ndarray:
     """``nbytes`` (rounded up to 2 MiB) of fresh anonymous memory as a uint8 array,
-    advised to use transparent huge pages, which cuts first-touch faults 512-fold."""
+    advised to use transparent huge pages, which cuts first-touch faults 512-fold.
+    ``dontfork``: not mapped in forked children (pinned memory: the kernel would copy
+    its pages into every forked worker)."""
     size = max(_HUGE_PAGE, -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE)
     buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if hasattr(mmap, "MADV_HUGEPAGE"):
         buf.madvise(mmap.MADV_HUGEPAGE)
+    if dontfork and hasattr(mmap, "MADV_DONTFORK"):
+        buf.madvise(mmap.MADV_DONTFORK)
     return np.frombuffer(buf, dtype=np.uint8)
 
 
@@ -84,9 +87,12 @@ class BufferPool:
         self.capacity = capacity
         self.register = register
         self._owner = os.getpid() if _owner is None else _owner
-        self._buffers: list[list] = []  # [raw uint8 array, registration, weakref or None]
+        self._pid = os.getpid()
+        self._buffers: list[list] = []  # [raw uint8 array, registration, free]
         self.allocations = 0  # new buffers made, for tests and benchmarks
-        self._lock = threading.Lock()  # prefetch threads gather concurrently
+        # Prefetch threads gather concurrently. Reentrant: a garbage collection while
+        # it is held may finalize a view, which frees its buffer under it.
+        self._lock = threading.RLock()
 
     def __getstate__(self) -> dict:
         # Buffers are per process: a pickled pool (sent to a worker) starts empty.
@@ -110,19 +116,19 @@ class BufferPool:
             view = slot[0][:nbytes]
             if typed is not None:
                 view = view.view(typed).reshape(shape)
-            pooled = any(s is slot for s in self._buffers)
-            if pooled:
-                slot[2] = weakref.ref(view)
-        if slot[1] is not None:
-            # The registration lives as long as the view too, not only as long as the
-            # pool (a batch may outlive its store), and fences the copies queued from
-            # the buffer when the view goes.
-            weakref.finalize(view, _last_view_gone, slot[1]).atexit = False
+            slot[2] = False
+        # When the view goes, the copies queued from the buffer are fenced, and only
+        # then is the buffer free; the registration lives as long as the view too, not
+        # only as long as the pool (a batch may outlive its store).
+        weakref.finalize(view, _last_view_gone, self._lock, slot).atexit = False
         tensor = torch.from_numpy(view)
         return tensor if typed is not None else tensor.view(dtype).view(shape)
 
     def _free_slot(self, nbytes: int) -> list:
-        free = [s for s in self._buffers if s[2] is None or s[2]() is None]
+        if os.getpid() != self._pid:
+            # A forked worker: the parent's pinned buffers are not mapped here.
+            self._buffers, self._pid = [], os.getpid()
+        free = [s for s in self._buffers if s[2]]
         fitting = [s for s in free if s[0].nbytes >= nbytes]
         ready = [s for s in fitting if _idle(s[1])]
         if ready:
@@ -134,9 +140,9 @@ class BufferPool:
             slot[1].wait()
             return slot
         self.allocations += 1
-        raw = mapped_bytes(nbytes + nbytes // 4)  # headroom: batch sizes vary
         pins = self.register is not None and os.getpid() == self._owner
-        slot = [raw, self.register(raw) if pins else None, None]
+        raw = mapped_bytes(nbytes + nbytes // 4, dontfork=pins)  # headroom: sizes vary
+        slot = [raw, self.register(raw) if pins else None, True]
         if len(self._buffers) < self.capacity:
             self._buffers.append(slot)
         elif free:  # a free buffer too small for today's batches: replace it
@@ -150,7 +156,9 @@ def _idle(registration: object) -> bool:
     return idle is None or idle()
 
 
-def _last_view_gone(registration: object) -> None:
-    fence = getattr(registration, "fence", None)
+def _last_view_gone(lock: threading.RLock, slot: list) -> None:
+    fence = getattr(slot[1], "fence", None)
     if fence is not None:
         fence()
+    with lock:
+        slot[2] = True

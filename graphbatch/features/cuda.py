@@ -25,6 +25,7 @@ fake driver and fake events (``tests/test_cuda_mocked.py``) and on a GPU by
 """
 from __future__ import annotations
 
+import collections
 import mmap
 import os
 import threading
@@ -70,6 +71,8 @@ _LOCK = threading.Lock()
 def registered_ranges() -> list[tuple[int, int, int]]:
     """``(start, end, count)`` of every page range pinned by this module (for tests)."""
     with _LOCK:
+        for message in _drain_deferred():
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
         return [(r.start, r.end, r.count) for r in _RANGES]
 
 
@@ -114,38 +117,109 @@ def _pin(start: int, end: int, ordinal: int, name: str) -> list[_Range]:
     return held
 
 
-def _unpin(ranges: list[_Range], fences: dict, name: str, strict: bool, pid: int) -> None:
+class Fences:
+    """The last CUDA event recorded on each stream after a use of some memory: the
+    memory may be reused, rewritten or unpinned once they have completed. Thread-safe:
+    prefetch threads fence while another thread waits."""
+
+    def __init__(self) -> None:
+        self._events: dict = {}  # stream -> event (a stream runs in order: its last suffices)
+        self._lock = threading.Lock()
+
+    def add(self, stream, event) -> None:
+        with self._lock:
+            self._events[stream] = event
+
+    def _done(self, stream, event) -> None:
+        with self._lock:
+            if self._events.get(stream) is event:  # not a newer one recorded meanwhile
+                del self._events[stream]
+
+    def idle(self) -> bool:
+        """Whether every use fenced so far is done."""
+        with self._lock:
+            pending = list(self._events.items())
+        for stream, event in pending:
+            if not event.query():
+                return False
+            self._done(stream, event)
+        return True
+
+    def wait(self) -> None:
+        """Blocks until every use fenced so far is done."""
+        with self._lock:
+            pending = list(self._events.items())
+        for stream, event in pending:
+            event.synchronize()
+            self._done(stream, event)
+
+    def order_after(self, stream) -> None:
+        """Makes ``stream``'s next work wait for the uses fenced on other streams."""
+        with self._lock:
+            pending = [e for s, e in self._events.items() if s != stream]
+        for event in pending:
+            stream.wait_event(event)
+
+
+#: Releases a finalizer could not make at once (``_LOCK`` was held, maybe by the very
+#: code that set off the garbage collection running the finalizer): made by the next
+#: holder of the lock.
+_DEFERRED: collections.deque = collections.deque()
+
+
+def _unpin(ranges: list[_Range], fences: Fences, name: str, strict: bool, pid: int) -> None:
     """Waits for ``fences`` (the uses of a registration), then lets go of its
     ``ranges``, unregistering those no registration holds any more. A failed
     unregister raises (``strict``) or warns. Nothing happens outside process ``pid``,
-    which registered them."""
+    which registered them. Run by a finalizer (not ``strict``), it never waits for
+    ``_LOCK``: a collection may run it in a thread holding the lock."""
     if os.getpid() != pid:
         return
-    for event in list(fences.values()):
-        event.synchronize()
-    fences.clear()
-    errors = []
-    with _LOCK:
-        done = []
-        for r in ranges:
-            r.count -= 1
-            if r.count == 0:
-                _RANGES.remove(r)
-                done.append(r)
-        if done:
-            drv = driver()
-            for r in done:
-                with drv.context(r.ordinal):
-                    err = drv.host_unregister(r.start)
-                if err != cuda_driver.SUCCESS:
-                    errors.append(f"{r.end - r.start} bytes at {r.start:#x}: "
-                                  f"{drv.error_string(err)}")
-    ranges.clear()
+    fences.wait()
+    if not _LOCK.acquire(blocking=strict):
+        _DEFERRED.append((ranges, name))
+        return
+    try:
+        errors = _let_go(ranges, name)
+        errors += _drain_deferred()
+    finally:
+        _LOCK.release()
     if errors:
-        message = f"unpinning {name} failed: cuMemHostUnregister: " + "; ".join(errors)
+        message = "; ".join(errors)
         if strict:
             raise RuntimeError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _let_go(ranges: list[_Range], name: str) -> list[str]:
+    """Lets go of ``ranges``, unregistering those no one holds any more; returns the
+    failures. Under ``_LOCK``."""
+    done = []
+    for r in ranges:
+        r.count -= 1
+        if r.count == 0:
+            _RANGES.remove(r)
+            done.append(r)
+    ranges.clear()
+    errors = []
+    if done:
+        drv = driver()
+        for r in done:
+            with drv.context(r.ordinal):
+                err = drv.host_unregister(r.start)
+            if err != cuda_driver.SUCCESS:
+                errors.append(f"unpinning {name} failed: cuMemHostUnregister: "
+                              f"{r.end - r.start} bytes at {r.start:#x}: {drv.error_string(err)}")
+    return errors
+
+
+def _drain_deferred() -> list[str]:
+    """Makes the releases finalizers deferred. Under ``_LOCK``."""
+    errors = []
+    while _DEFERRED:
+        ranges, name = _DEFERRED.popleft()
+        errors += _let_go(ranges, name)
+    return errors
 
 
 class PinnedRegistration:
@@ -169,7 +243,7 @@ class PinnedRegistration:
         self.ptr = ptr
         self.nbytes = nbytes
         self.name = name
-        self._fences: dict = {}  # stream -> the last event recorded on it
+        self.fences = Fences()
         self._ranges: list[_Range] = []
         # A forked worker inherits this object but not the CUDA context: there it
         # does nothing (the memory is the worker's private copy; the parent unpins).
@@ -182,7 +256,10 @@ class PinnedRegistration:
             if ours or not pinned_elsewhere:
                 self._ranges = _pin(start, end, ordinal_of(None) if ordinal is None
                                     else ordinal, name)
-        self._finalizer = weakref.finalize(self, _unpin, self._ranges, self._fences, name,
+            errors = _drain_deferred()
+        for message in errors:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self._finalizer = weakref.finalize(self, _unpin, self._ranges, self.fences, name,
                                            False, self._pid)
         self._finalizer.atexit = False  # the process's end unpins everything anyway
 
@@ -202,31 +279,22 @@ class PinnedRegistration:
             stream = torch.cuda.current_stream()
         event = torch.cuda.Event()
         event.record(stream)
-        self._fences[stream] = event  # a stream runs in order: its last event suffices
+        self.fences.add(stream, event)
 
     def idle(self) -> bool:
         """Whether every use fenced so far is done."""
-        if os.getpid() != self._pid:
-            return True
-        for stream, event in list(self._fences.items()):
-            if not event.query():
-                return False
-            self._fences.pop(stream, None)
-        return True
+        return os.getpid() != self._pid or self.fences.idle()
 
     def wait(self) -> None:
         """Blocks until every use fenced so far is done."""
-        if os.getpid() != self._pid:
-            return
-        for stream, event in list(self._fences.items()):
-            event.synchronize()
-            self._fences.pop(stream, None)
+        if os.getpid() == self._pid:
+            self.fences.wait()
 
     def release(self) -> None:
         """Waits for the fenced uses, then unpins (idempotent); raises if CUDA refuses."""
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None and finalizer.detach() is not None:
-            _unpin(self._ranges, self._fences, self.name, True, self._pid)
+            _unpin(self._ranges, self.fences, self.name, True, self._pid)
 
 
 def register_array(raw) -> PinnedRegistration:

@@ -8,8 +8,9 @@ driver also answers what the runtime binding cannot: a registered range's device
 address (``cuMemHostGetDevicePointer``) and the device attributes saying whether the
 host address can be used on the device as it is.
 
-Every call runs in the device's primary context, pushed on the calling thread for the
-call (a prefetch thread may not have made any CUDA call yet). Tests replace
+Every call runs in the device's primary context (retained once, for the process),
+pushed on the calling thread for the call (a prefetch thread may not have made any CUDA
+call yet). Tests replace
 :func:`driver` with a fake; :class:`Driver` itself is a thin binding.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import threading
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_uint64, c_void_p
 from typing import Iterator
 
@@ -40,11 +42,12 @@ class Driver:
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._lib = lib
+        self._contexts: dict[int, c_void_p] = {}
+        self._lock = threading.Lock()
         signatures = {
             "cuDeviceGet": [POINTER(c_int), c_int],
             "cuDeviceGetAttribute": [POINTER(c_int), c_int, c_int],
             "cuDevicePrimaryCtxRetain": [POINTER(c_void_p), c_int],
-            "cuDevicePrimaryCtxRelease_v2": [c_int],
             "cuCtxPushCurrent_v2": [c_void_p],
             "cuCtxPopCurrent_v2": [POINTER(c_void_p)],
             "cuMemHostRegister_v2": [c_void_p, c_size_t, c_uint],
@@ -60,18 +63,26 @@ class Driver:
     @contextlib.contextmanager
     def context(self, ordinal: int) -> Iterator[None]:
         """Device ``ordinal``'s primary context, current on this thread meanwhile."""
-        device, ctx = c_int(), c_void_p()
-        self._check(self._lib.cuDeviceGet(byref(device), ordinal), f"cuDeviceGet({ordinal})")
-        self._check(self._lib.cuDevicePrimaryCtxRetain(byref(ctx), device),
-                    "cuDevicePrimaryCtxRetain")
+        self._check(self._lib.cuCtxPushCurrent_v2(self._primary(ordinal)), "cuCtxPushCurrent")
         try:
-            self._check(self._lib.cuCtxPushCurrent_v2(ctx), "cuCtxPushCurrent")
-            try:
-                yield
-            finally:
-                self._lib.cuCtxPopCurrent_v2(byref(c_void_p()))
+            yield
         finally:
-            self._lib.cuDevicePrimaryCtxRelease_v2(device)
+            self._lib.cuCtxPopCurrent_v2(byref(c_void_p()))
+
+    def _primary(self, ordinal: int) -> c_void_p:
+        """Device ``ordinal``'s primary context, retained once for the process: released
+        by its last holder, a primary context is reset, and with it the memory
+        registered in it (torch may not hold it yet: a store pins batch buffers before
+        any kernel runs on the device)."""
+        with self._lock:
+            if ordinal not in self._contexts:
+                device, ctx = c_int(), c_void_p()
+                self._check(self._lib.cuDeviceGet(byref(device), ordinal),
+                            f"cuDeviceGet({ordinal})")
+                self._check(self._lib.cuDevicePrimaryCtxRetain(byref(ctx), device),
+                            "cuDevicePrimaryCtxRetain")
+                self._contexts[ordinal] = ctx
+            return self._contexts[ordinal]
 
     def attribute(self, attribute: int, ordinal: int) -> int:
         value, device = c_int(), c_int()

@@ -130,29 +130,59 @@ class FeatureStore:
         # (a worker process): pickling the tensor would copy the file into shared memory.
         self._maps: dict[str, tuple] = {}
         self._frozen: set[str] = set()  # in-memory tables of read-only arrays
-        for name, source in tables.items():
-            table = self._load(name, source)
-            if table.dim() == 0:
-                raise ValueError(f"table {name!r} must have a row dimension, got a scalar")
-            if num_rows is None:
-                num_rows = table.size(0)
-            if table.size(0) != num_rows:
-                where = f" ({self._mapped[name]!r})" if name in self._mapped else ""
-                raise ValueError(
-                    f"table {name!r}{where} has shape {tuple(table.shape)}, expected "
-                    f"{num_rows} rows (num_rows)"
-                )
-            if dtype is not None and table.is_floating_point() and name not in self._mapped:
-                table = table.to(dtype)
-            self._tables[name] = table.contiguous()
         self.num_rows: int = num_rows or 0
+        self._dtype = dtype
+        for name, source in tables.items():
+            self._add(name, source, fixed_rows=num_rows is not None or bool(self._tables))
         if pin and not cuda.cuda_available():
             raise ValueError("pin=True needs CUDA, which this torch or machine lacks; "
                              "use pin=None (pins where CUDA is available) or False")
-        self.pin = cuda.cuda_available() if pin is None else bool(pin)
+        if pin is None:  # never in a worker process (a forked one cannot use CUDA)
+            pin = torch.utils.data.get_worker_info() is None and cuda.cuda_available()
+        self.pin = bool(pin)
         self._owner = os.getpid()
         self._pool = BufferPool(register=cuda.register_array if self.pin else None)
         self._init_device_state()
+
+    def _add(self, name: str, source: Source, fixed_rows: bool) -> None:
+        table = self._load(name, source)
+        if table.dim() == 0:
+            raise ValueError(f"table {name!r} must have a row dimension, got a scalar")
+        if not fixed_rows:
+            self.num_rows = table.size(0)
+        if table.size(0) != self.num_rows:
+            where = f" ({self._mapped[name]!r})" if name in self._mapped else ""
+            raise ValueError(
+                f"table {name!r}{where} has shape {tuple(table.shape)}, expected "
+                f"{self.num_rows} rows (num_rows)"
+            )
+        if self._dtype is not None and table.is_floating_point() and name not in self._mapped:
+            table = table.to(self._dtype)
+        self._tables[name] = table.contiguous()
+
+    def add(self, name: str, source: Source) -> None:
+        """Adds table ``name`` (a source as in the constructor, ``[num_rows, ...]``)."""
+        if name in self._tables:
+            raise KeyError(f"table {name!r} exists already; remove it first")
+        self._add(name, source, fixed_rows=bool(self._tables) or self.num_rows > 0)
+
+    def remove(self, name: str) -> None:
+        """Removes table ``name``, unpinned first once its device work is done."""
+        if name not in self._tables:
+            raise KeyError(f"no table {name!r}; the store holds {self.names}")
+        self._forget(name)
+        del self._tables[name]
+        for names in (self._mapped, self._maps):
+            names.pop(name, None)
+        self._writable_maps.discard(name)
+        self._frozen.discard(name)
+
+    def as_pyg(self, group_name: Optional[str] = None):
+        """This store through PyG's ``torch_geometric.data.FeatureStore`` interface,
+        its tables as the attributes of ``group_name`` (see
+        :class:`~graphbatch.features.pyg_interface.PyGInterface`)."""
+        from graphbatch.features.pyg_interface import PyGInterface
+        return PyGInterface(self, group_name)
 
     def _init_device_state(self) -> None:
         # Guards the registrations and aliases: prefetch threads gather concurrently,
@@ -324,6 +354,7 @@ class FeatureStore:
         if values.is_cuda and self._zero_copy(name):
             with self._lock:
                 alias, registration, stream = self._device_access(name, values.device)
+                registration.fences.order_after(stream)  # after reads queued elsewhere
                 cuda.scatter_on_device(alias, index, values.to(table.dtype))
                 registration.fence(stream)
                 event = torch.cuda.Event()
@@ -344,12 +375,22 @@ class FeatureStore:
         ``_lock``."""
         device = torch.device("cuda", cuda.ordinal_of(device))
         key = (name, device)
+        table = self._tables[name]
+        registration = self._pinned.get(name)
+        if registration is not None and registration.ptr != table.data_ptr():
+            # The table moved (torch moves a storage into shared memory when it is
+            # pickled for a spawned worker): its alias would read the old memory.
+            self._forget(name)
         if key not in self._aliases:
-            table = self._tables[name]
             if name not in self._pinned:
+                pinned_elsewhere = table.is_pinned()
+                if not pinned_elsewhere and not table.is_shared():
+                    # Pinned memory is never moved afterwards by pickling, and shared
+                    # pages are not copied into forked workers.
+                    table.share_memory_()
                 self._pinned[name] = cuda.PinnedRegistration(
-                    table, table.data_ptr(), table.numel() * table.element_size(),
-                    f"table {name!r}", cuda.ordinal_of(device), table.is_pinned())
+                    table.untyped_storage(), table.data_ptr(), table.numel() * table.element_size(),
+                    f"table {name!r}", cuda.ordinal_of(device), pinned_elsewhere)
             self._aliases[key] = cuda.device_alias(table, device, self._pinned[name],
                                                    f"table {name!r}")
         stream = torch.cuda.current_stream(device)
@@ -360,10 +401,11 @@ class FeatureStore:
 
     def _host_access(self, name: str) -> None:
         """Waits until the device work queued on table ``name`` is done."""
-        registration = self._pinned.get(name)
-        if registration is not None:
-            registration.wait()
-            self._writes.pop(name, None)
+        with self._lock:
+            registration = self._pinned.get(name)
+            if registration is not None:
+                registration.wait()
+                self._writes.pop(name, None)
 
     def _forget(self, name: str) -> None:
         """Drops table ``name``'s aliases and unpins it, once its device work is done."""

@@ -637,3 +637,48 @@ def test_bad_graph():
         HeteroGraph({"paper": 3}, {CITES: torch.zeros(2, 1)})
     with pytest.raises(ValueError, match=r"num_nodes\['paper'\]"):
         HeteroGraph({"paper": -1}, {})
+
+
+# ------------------------------------------------------------------------------- bench
+
+
+def test_typed_graph_splits_the_graph_by_id():
+    """Node v is node v // 3 of type n{v % 3}, with its features; every edge between
+    different types is kept, under its (source type, target type) edge type."""
+    from graphbatch.cli.hetero_bench import typed_graph
+    from graphbatch.datasets.synthetic import skewed_pairs
+
+    data = skewed_pairs(300, 2000, 2, seed=1)
+    h = typed_graph(data)
+    assert h.node_types == ["n0", "n1", "n2"] and len(h.edge_types) == 6
+    for t in range(3):
+        assert torch.equal(h[f"n{t}"].x, data.x[t::3])
+    want = sorted((u, v) for u, v in data.edge_index.t().tolist() if u % 3 != v % 3)
+    got = sorted((3 * u + int(a[1]), 3 * v + int(b[1])) for a, _, b in h.edge_types
+                 for u, v in h[a, "to", b].edge_index.t().tolist())
+    assert got == want
+
+
+def test_bench_hetero_rows(tmp_path, capsys):
+    """``graphbatch bench hetero`` on a tiny graph: its rows and JSON."""
+    import argparse
+
+    from graphbatch.cli import hetero_bench, results
+    from graphbatch.cli._args import run_check
+
+    parser = argparse.ArgumentParser()
+    hetero_bench.add_arguments(parser)
+    args = parser.parse_args(["--num-nodes", "3000", "--num-pairs", "15000", "--num-features", "4",
+                              "--fanouts", "3", "2", "--batch-size", "64", "--num-input-nodes",
+                              "500", "--batches", "3", "--warmup", "1", "--out",
+                              str(tmp_path / "h.json")])
+    run_check(args)
+    rows = hetero_bench.run(args)
+    assert [r["loader"] for r in rows][:2] == ["graphbatch (stages)", "graphbatch"]
+    for row in rows:
+        assert row["ms_per_batch"] > 0 and row["edges_per_s"] > 0 and row["graph_mib"] > 0
+    assert rows[0]["sampled_edges_per_s"] > 0 and rows[1]["sampled_edges_per_s"] is None
+    assert results.read(tmp_path / "h.json")["rows"] == rows
+    assert "graphbatch (stages)" in capsys.readouterr().out
+    args.batches = 100
+    assert "fewer than --warmup" in hetero_bench._check(args)

@@ -15,6 +15,7 @@ from graphbatch.features import FeatureStore
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
 from graphbatch.loader.batches import SeededBatches
 from graphbatch.loader.inputs import resolve_input_nodes
+from graphbatch.loader.remote import is_remote, remote_inputs
 from graphbatch.sampling.neighbor import NeighborSampler
 from graphbatch.sampling.plan import BatchPlan
 from graphbatch.sampling.subgraph import SampledSubgraph
@@ -37,7 +38,9 @@ class NeighborLoader(BatchLoader):
     ``num_workers`` and any number of threads.
 
     Args:
-        data: the graph, a ``torch_geometric.data.Data`` with ``edge_index``.
+        data: the graph, a ``torch_geometric.data.Data`` with ``edge_index``, or PyG's
+            remote backend, a ``(torch_geometric.data.FeatureStore, GraphStore)`` pair
+            (see :mod:`graphbatch.loader.remote`).
         num_neighbors: fanout per hop (a list, or PyG's ``NumNeighbors`` of one); ``-1``
             takes every neighbor.
         input_nodes: the seeds: None (all nodes), an index tensor (or a list, range or
@@ -96,6 +99,11 @@ class NeighborLoader(BatchLoader):
         prefetch: int = 2,
         **kwargs: Any,
     ) -> None:
+        if is_remote(data):
+            if node_store is not None:
+                raise ValueError("node_store: a (FeatureStore, GraphStore) pair brings its "
+                                 "own node features; give node_store with a Data")
+            data, node_store, input_nodes = remote_inputs(data, input_nodes)
         subgraph_type = pyg_subgraph_type(subgraph_type, directed, time_attr, input_time)
         del temporal_strategy, is_sorted  # no meaning without time; CSC is built by sorting
         input_id = kwargs.pop("input_id", None)

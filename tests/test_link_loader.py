@@ -464,14 +464,16 @@ def test_fields_match_pyg(data, neg, disjoint):
     torch.manual_seed(0)
     (ours,) = collect(LinkNeighborLoader(data, **kw))
     (theirs,) = list(PyGLinkNeighborLoader(data, **kw))
-    assert set(ours.keys()) == set(theirs.keys())
-    sized_by_sample = {"x", "y", "edge_attr", "weight", "n_id", "e_id", "edge_index", "batch"}
-    for key in ours.keys():
+    counts = {"num_sampled_nodes", "num_sampled_edges"}  # torch-sparse's PyG omits them
+    assert set(ours.keys()) - counts == set(theirs.keys()) - counts
+    sized_by_sample = {"x", "y", "edge_attr", "weight", "n_id", "e_id", "edge_index", "batch",
+                       "num_nodes"}
+    for key in set(theirs.keys()):
         a, b = ours[key], theirs[key]
         if isinstance(a, torch.Tensor):
             assert a.dtype == b.dtype, key
             assert key in sized_by_sample or a.shape == b.shape, key
-        elif key not in ("num_sampled_nodes", "num_sampled_edges"):
+        elif key not in sized_by_sample | counts:
             assert a == b, key
     assert torch.equal(ours.input_id, theirs.input_id)
     if neg == ("triplet", 2):
@@ -482,8 +484,9 @@ def test_fields_match_pyg(data, neg, disjoint):
     assert torch.equal(glob[0][:, :P], glob[1][:, :P])
     assert torch.equal(ours.edge_label, theirs.edge_label)
     if neg is None and not disjoint:
-        assert torch.equal(ours.n_id[:ours.num_sampled_nodes[0]],
-                           theirs.n_id[:theirs.num_sampled_nodes[0]])
+        seeds = torch.unique(kw["edge_label_index"])
+        assert torch.equal(ours.n_id[:seeds.numel()], seeds)
+        assert torch.equal(theirs.n_id[:seeds.numel()], seeds)
         assert set(ours.n_id.tolist()) == set(theirs.n_id.tolist())
         assert sorted(ours.e_id.tolist()) == sorted(theirs.e_id.tolist())
 

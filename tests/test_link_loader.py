@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 
 import numba
-import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.sampler import NegativeSampling
+from torch_geometric.sampler.base import NumNeighbors, SubgraphType
 
 from conftest import make_graph
 from graphbatch.graph import CSCGraph
@@ -427,6 +428,24 @@ def test_neg_sampling_forms(data, form):
     # The loader's neg_sampling is PyG's object, as on PyG's loader.
     ratio = LinkNeighborLoader(data, [3], neg_sampling="triplet", neg_sampling_ratio=2.5)
     assert ratio.neg_sampling.is_binary() and ratio.neg_sampling.amount == 2.5
+
+
+def test_pyg_sampler_argument_forms(data):
+    """NumNeighbors, SubgraphType and the deprecated directed=False mean what the plain
+    forms mean, as in NeighborLoader."""
+    plain = dict(num_neighbors=[3, 2], subgraph_type="induced")
+    forms = [dict(num_neighbors=NumNeighbors([3, 2]), subgraph_type=SubgraphType("induced")),
+             dict(num_neighbors=(3, 2), directed=False)]
+    runs = []
+    for kw in [plain, *forms]:
+        torch.manual_seed(5)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            runs.append(collect(LinkNeighborLoader(data, batch_size=400, shuffle=True,
+                                                   neg_sampling="binary", **kw)))
+        assert any(w.category is DeprecationWarning for w in caught) == ("directed" in kw)
+    for run in runs[1:]:
+        assert_same_batches(runs[0], run)
 
 
 def test_transform_sampler_output_must_keep_pairs(data):

@@ -1,7 +1,6 @@
 """``graphbatch.LinkNeighborLoader``: a drop-in for ``torch_geometric.loader.LinkNeighborLoader``."""
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
@@ -12,8 +11,9 @@ from torch_geometric.sampler.base import NegativeSampling, NumNeighbors, Subgrap
 from graphbatch._validate import as_index_tensor, check_node_range
 from graphbatch.features import FeatureStore
 from graphbatch.graph import CSCGraph
-from graphbatch.loader.base import BatchLoader, check_data, graph_of
+from graphbatch.loader.base import BatchLoader, check_data
 from graphbatch.loader.batches import SeededBatches
+from graphbatch.loader.neighbor_loader import NeighborLoader, pyg_subgraph_type
 from graphbatch.sampling.link import LinkSampledSubgraph, LinkSampler, check_neg_sampling
 from graphbatch.sampling.neighbor import NeighborSampler
 from graphbatch.sampling.plan import BatchPlan
@@ -118,14 +118,15 @@ class LinkNeighborLoader(BatchLoader):
         **kwargs: Any,
     ) -> None:
         check_data(data, "LinkNeighborLoader")
-        if edge_label_time is not None or time_attr is not None:
+        if edge_label_time is not None:
             raise NotImplementedError("temporal link sampling (edge_label_time, time_attr) is "
                                       "not supported yet")
+        subgraph_type = pyg_subgraph_type(subgraph_type, directed, time_attr, None)
         del temporal_strategy, is_sorted  # no meaning without time; CSC is built by sorting
-        if neighbor_sampler is None:
-            neighbor_sampler = build_neighbor_sampler(
-                data, graph_of(data, graph), num_neighbors, replace, subgraph_type, disjoint,
-                weight_attr, directed)
+        # NeighborLoader's own step, so both loaders read the same arguments the same way.
+        neighbor_sampler = NeighborLoader._sampler_for(
+            self, data, graph, neighbor_sampler, num_neighbors, replace, subgraph_type,
+            disjoint, weight_attr)
         num_nodes = neighbor_sampler.graph.num_nodes
         self.edge_label_index = _pairs(data if edge_label_index is None else edge_label_index,
                                        num_nodes)
@@ -186,28 +187,6 @@ class LinkNeighborLoader(BatchLoader):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_neighbors={self.neighbor_sampler.num_neighbors})"
-
-
-def build_neighbor_sampler(data: Data, graph: CSCGraph, num_neighbors, replace: bool,
-                           subgraph_type, disjoint: bool, weight_attr: Optional[str],
-                           directed: bool = True) -> NeighborSampler:
-    """The neighbor sampler of PyG's loader arguments (``NumNeighbors`` and
-    ``SubgraphType`` taken too, ``directed=False`` as ``'induced'``), with errors about
-    ``edge_weight`` reported as ``weight_attr``'s."""
-    if not directed:
-        warnings.warn("'directed' is deprecated; use subgraph_type='induced'", DeprecationWarning)
-        subgraph_type = "induced"
-    if weight_attr is not None and weight_attr not in data:
-        raise ValueError(f"weight_attr={weight_attr!r} is not an attribute of data")
-    try:
-        return NeighborSampler(
-            graph, getattr(num_neighbors, "values", num_neighbors), replace=replace,
-            subgraph_type=getattr(subgraph_type, "value", subgraph_type), disjoint=disjoint,
-            edge_weight=None if weight_attr is None else data[weight_attr])
-    except (TypeError, ValueError) as exc:
-        if weight_attr is None or "edge_weight" not in str(exc):
-            raise
-        raise type(exc)(f"weight_attr={weight_attr!r}: {exc}") from exc
 
 
 def _pairs(value: Any, num_nodes: int) -> Tensor:

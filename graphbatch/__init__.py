@@ -5,13 +5,14 @@ from graphbatch.graph import CSCGraph, CSRGraph
 from graphbatch.lazy import LazyGNN, LazyPropagation
 from graphbatch.loader import (
     ClusterData, ClusterLoader, GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, HaloLoader,
-    NeighborLoader,
+    HeteroNeighborLoader, LinkNeighborLoader, NeighborLoader,
 )
-from graphbatch.sampling import NeighborSampler, SampledSubgraph
+from graphbatch.sampling import HeteroGraph, HeteroNeighborSampler, LinkSampler, NeighborSampler, SampledSubgraph
 
 __all__ = [
     "CSCGraph", "CSRGraph", "ClusterData", "ClusterLoader", "FeatureStore", "GraphSAINTEdgeSampler", "GraphSAINTNodeSampler",
-    "GraphSAINTRandomWalkSampler", "HaloLoader", "LazyGNN", "LazyPropagation", "NeighborLoader", "NeighborSampler",
+    "GraphSAINTRandomWalkSampler", "HaloLoader", "HeteroGraph", "HeteroNeighborLoader", "HeteroNeighborSampler",
+    "LazyGNN", "LazyPropagation", "LinkNeighborLoader", "LinkSampler", "NeighborLoader", "NeighborSampler",
     "SampledSubgraph",
 ]
 __version__ = "0.1.0"

@@ -6,10 +6,24 @@ import functools
 import sys
 
 from graphbatch.cli import (
-    cluster_bench, datasets_cmd, gather_bench, lazy_bench, pipeline_bench, report_cmd,
-    saint_bench, sampler_bench, train_bench,
+    cluster_bench, datasets_cmd, gather_bench, hetero_bench, lazy_bench, link_bench,
+    pipeline_bench, report_cmd, saint_bench, sampler_bench, train_bench,
 )
 from graphbatch.cli._args import run_check
+
+#: ``graphbatch bench WHAT``: each micro-benchmark's module (``add_arguments`` and
+#: ``run``) and help line.
+MICRO_BENCHES = {
+    "sampler": (sampler_bench, "neighbor-sampling throughput on a 1M-node graph"),
+    "gather": (gather_bench, "feature-gather bandwidth against memcpy (and GPU paths)"),
+    "pipeline": (pipeline_bench, "epoch time breakdown with and without prefetch"),
+    "saint": (saint_bench, "GraphSAINT sampler throughput and pre-sampling time"),
+    "cluster": (cluster_bench, "METIS time and Cluster-GCN loader throughput"),
+    "lazy": (lazy_bench, "LazyGNN against APPNP and GCN: accuracy, time, memory"),
+    "link": (link_bench, "link-level loading (LinkNeighborLoader) against PyG's loader"),
+    "hetero": (hetero_bench, "heterogeneous neighbor sampling (3 node, 6 edge types) "
+               "against PyG's loader"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,18 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_bench.add_arguments(bench)
     what = bench.add_subparsers(dest="what")
     what.add_parser = functools.partial(what.add_parser, **style)  # type: ignore[method-assign]
-    sampler = what.add_parser("sampler", help="neighbor-sampling throughput on a 1M-node graph")
-    sampler_bench.add_arguments(sampler)
-    gather = what.add_parser("gather", help="feature-gather bandwidth against memcpy (and GPU paths)")
-    gather_bench.add_arguments(gather)
-    pipeline = what.add_parser("pipeline", help="epoch time breakdown with and without prefetch")
-    pipeline_bench.add_arguments(pipeline)
-    saint = what.add_parser("saint", help="GraphSAINT sampler throughput and pre-sampling time")
-    saint_bench.add_arguments(saint)
-    cluster = what.add_parser("cluster", help="METIS time and Cluster-GCN loader throughput")
-    cluster_bench.add_arguments(cluster)
-    lazy = what.add_parser("lazy", help="LazyGNN against APPNP and GCN: accuracy, time, memory")
-    lazy_bench.add_arguments(lazy)
+    for name, (module, help_line) in MICRO_BENCHES.items():
+        module.add_arguments(what.add_parser(name, help=help_line))
     datasets = commands.add_parser(
         "datasets", help="the dataset catalog: sizes, split, metric, where each is read from")
     datasets_cmd.add_arguments(datasets)
@@ -54,18 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         datasets_cmd.run(args)
     elif args.command == "report":
         report_cmd.run(args)
-    elif args.what == "sampler":
-        sampler_bench.run(args)
-    elif args.what == "gather":
-        gather_bench.run(args)
-    elif args.what == "pipeline":
-        pipeline_bench.run(args)
-    elif args.what == "saint":
-        saint_bench.run(args)
-    elif args.what == "cluster":
-        cluster_bench.run(args)
-    elif args.what == "lazy":
-        lazy_bench.run(args)
+    elif args.what in MICRO_BENCHES:
+        MICRO_BENCHES[args.what][0].run(args)
     else:
         train_bench.run(args)
     return 0

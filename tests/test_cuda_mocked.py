@@ -17,24 +17,8 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from fake_cuda import torch_with_cuda
 from graphbatch.loader import prefetch
-
-
-class _Overlay:
-    """``base``'s attributes, except the ones given: a stand-in for a module in the
-    namespace of the module under test."""
-
-    def __init__(self, base: Any, **overrides: Any) -> None:
-        self._base = base
-        self.__dict__.update(overrides)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._base, name)
-
-
-def _torch_with_cuda(**cuda_overrides: Any) -> _Overlay:
-    """``torch``, with the given ``torch.cuda`` attributes replaced."""
-    return _Overlay(torch, cuda=_Overlay(torch.cuda, **cuda_overrides))
 
 
 # --------------------------------------------------------------------------- streams
@@ -133,7 +117,7 @@ def _recording(cuda: bool, shape: tuple[int, ...] = (4, 2)) -> _RecordingTensor:
 @pytest.fixture
 def fake_cuda(monkeypatch) -> _FakeCuda:
     fake = _FakeCuda()
-    monkeypatch.setattr(prefetch, "torch", _torch_with_cuda(
+    monkeypatch.setattr(prefetch, "torch", torch_with_cuda(
         Stream=fake.Stream, Event=fake.Event, current_stream=fake.current_stream,
         default_stream=lambda device=None: fake.default, stream=fake.stream))
     return fake

@@ -22,7 +22,7 @@ ARGV = {
     "sampler": [*GRAPH, "--fanouts", "5", "5", "--batch-size", "64", "--num-input-nodes",
                 "1000", "--batches", "3", "--warmup", "1"],
     "gather": ["--row-bytes", "128", "256", "--table-mib", "2", "--gather-mib", "1",
-               "--repeats", "2", "--train-steps", "2"],
+               "--repeats", "2", "--rounds", "2", "--train-steps", "2"],
     "pipeline": ["--batch-size", "64", "--fanouts", "5", "5", "--hidden", "8",
                  "--batches", "3"],
     "saint": [*GRAPH, "--node-budget", "200", "--edge-budget", "100", "--roots", "50",
@@ -146,6 +146,16 @@ def test_gather_rows_measure_every_cpu_path(tmp_path, capsys):
             assert shown[header] == f"{row[key]:.2f}"
 
 
+def test_gather_paths_are_timed_in_rounds():
+    """Each round calls every path ``repeats`` times in a row after one untimed call,
+    path after path, and each path's fastest call over all rounds is kept."""
+    calls = []
+    paths = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    best = gather_bench._best_over_rounds(paths, 2, 3)
+    assert calls == (["a"] * 3 + ["b"] * 3) * 3
+    assert set(best) == {"a", "b"} and all(0 < t < 1 for t in best.values())
+
+
 def test_gather_beside_training_counts_calls_and_steps():
     """The background-thread measurement: at least ``calls`` gathers and ``steps``
     steps, per-call and per-step seconds from them; an error in the thread is raised
@@ -175,6 +185,7 @@ def test_gather_beside_training_counts_calls_and_steps():
     (["sampler", "--batches", "0"], "--batches"),
     (["gather", "--row-bytes", "128", "--repeats", "x"], "--repeats"),
     (["gather", "--row-bytes", "128", "--train-steps", "0"], "--train-steps"),
+    (["gather", "--row-bytes", "128", "--rounds", "0"], "--rounds"),
     (["pipeline", "--dataset", "nowhere"], "--dataset"),
     (["saint", "--walk-length", "0"], "--walk-length"),
     (["cluster", "--num-parts"], "--num-parts"),

@@ -10,7 +10,10 @@ parallel pass over the frontier, whatever its node types: :func:`count_typed_pic
 (how many neighbors each frontier node gets, over all its edge types), a prefix sum,
 and :func:`pick_typed` (which edges, their source ids, edge ids and dedup keys).
 Each edge type ``r`` of frontier position ``i`` at hop ``h`` draws from its own
-counter-based stream ``(h * R + r, i)``, so no thread count changes a batch.
+counter-based stream ``(h * R + r, i)``, so no thread count changes a batch; a segment
+is counted, picked and expanded as the homogeneous sampler does a node
+(:func:`~graphbatch.sampling._neighbor_kernels.num_picks`, ``pick_segment``,
+``expand_segment``).
 
 :func:`count_types`, :func:`destinations`, :func:`scatter_nodes` and
 :func:`scatter_edges` then turn the sampled global ids back into ids per type: a stable
@@ -21,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from graphbatch.sampling._rng import randint, stream, uniform
+from graphbatch.sampling._neighbor_kernels import expand_segment, num_picks, pick_segment
+from graphbatch.sampling._rng import stream
 
 
 @njit(inline="always", cache=True)
@@ -37,48 +41,6 @@ def type_of(offsets, v):
         else:
             hi = m - 1
     return lo
-
-
-@njit(inline="always", cache=True)
-def num_picks(candidates, fanout, replace):
-    """Neighbors to pick from ``candidates`` with ``fanout`` (-1: all)."""
-    if fanout < 0 or (not replace and candidates <= fanout):
-        return candidates
-    if replace:
-        return fanout if candidates > 0 else 0
-    return fanout
-
-
-@njit(inline="always", cache=True)
-def pick_segment(start, deg, k, fanout, replace, state, out_pos, lo):
-    """Writes ``k`` picked positions of segment ``start .. start + deg - 1`` to
-    ``out_pos[lo:lo + k]``: all of them, ``k`` uniform draws with replacement, or a
-    uniform ``k``-subset (Floyd's algorithm for small ``k``, else selection sampling)."""
-    if fanout < 0 or (not replace and k == deg):
-        for j in range(k):
-            out_pos[lo + j] = start + j
-    elif replace:
-        for j in range(k):
-            out_pos[lo + j] = start + randint(state, j, deg)
-    elif k * k <= 4 * deg:
-        for n in range(k):
-            j = deg - k + n
-            t = start + randint(state, j, j + 1)
-            for q in range(n):
-                if out_pos[lo + q] == t:
-                    t = start + j
-                    break
-            out_pos[lo + n] = t
-    else:
-        need = k
-        n = 0
-        for j in range(deg):
-            if uniform(state, j) * (deg - j) < need:
-                out_pos[lo + n] = start + j
-                n += 1
-                need -= 1
-                if need == 0:
-                    break
 
 
 @njit(inline="always", cache=True)
@@ -127,13 +89,8 @@ def pick_typed(segptr, indices, perm, node_offset, seg_base, in_ptr, in_rel, fan
                 continue
             pick_segment(start, deg, n, fanout, replace, stream(key, hop * num_rel + r, i),
                          out_pos, lo)
-            for j in range(lo, lo + n):
-                p = out_pos[j]
-                u = indices[p]
-                out_node[j] = u
-                out_key[j] = base + u
-                out_edge[j] = perm[p]
-                out_dst[j] = dst
+            expand_segment(out_pos, lo, lo + n, indices, perm, base, dst, out_node, out_key,
+                           out_edge, out_dst)
             lo += n
 
 

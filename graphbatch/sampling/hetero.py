@@ -9,8 +9,9 @@ type: the same ``indptr``/``indices``/``perm`` arrays as PyG's per-edge-type CSC
 (one pointer per target node and edge type ending at its type, one source and one
 edge id per edge), interleaved. A hop samples every edge type of every frontier node
 in one parallel kernel (:mod:`graphbatch.sampling._hetero_kernels`) with that edge
-type's fanout; node deduplication uses the homogeneous sampler's node tables on global
-ids; a stable counting sort by type, in parallel, splits nodes and edges back by type.
+type's fanout; the hop loop and node deduplication (on global ids) are the homogeneous
+sampler's (:class:`~graphbatch.sampling.neighbor.HopSampler`); a stable counting sort
+by type, in parallel, splits nodes and edges back by type.
 """
 from __future__ import annotations
 
@@ -25,17 +26,13 @@ from torch_geometric.sampler.base import NumNeighbors
 from graphbatch._validate import as_index_tensor, as_int, check_node_range
 from graphbatch.graph_kernels import build_csc, build_oriented
 from graphbatch.sampling import _hetero_kernels as H
-from graphbatch.sampling import _table_kernels as T
-from graphbatch.sampling._rng import batch_key
-from graphbatch.sampling.neighbor import check_num_neighbors
+from graphbatch.sampling.neighbor import HopSampler, check_num_neighbors, pick_offsets
 from graphbatch.sampling.plan import BatchPlan
-from graphbatch.sampling.subgraph import ThreadTables, induced_edges
 
 NodeType = str
 EdgeType = tuple[str, str, str]
 #: The subgraph types the heterogeneous sampler makes.
 HETERO_SUBGRAPH_TYPES = ("directional", "induced")
-_EMPTY_I64 = np.empty(0, dtype=np.int64)
 
 
 def as_edge_type(key: object) -> EdgeType:
@@ -318,7 +315,7 @@ def _group(ids: np.ndarray, offsets: np.ndarray, hops: list[int]):
     return types, type_start, dest, counts.sum(axis=0)
 
 
-class HeteroNeighborSampler:
+class HeteroNeighborSampler(HopSampler[HeteroSampledSubgraph]):
     """Samples, per hop, up to ``num_neighbors[edge_type][h]`` incoming neighbors of each
     frontier node over each edge type ending at its type.
 
@@ -342,18 +339,12 @@ class HeteroNeighborSampler:
         if subgraph_type not in HETERO_SUBGRAPH_TYPES:
             raise ValueError(f"subgraph_type must be one of {HETERO_SUBGRAPH_TYPES}, "
                              f"got {subgraph_type!r}")
-        self.graph = graph
         self.num_neighbors = check_hetero_num_neighbors(num_neighbors, graph.edge_types)
         self.num_hops = len(next(iter(self.num_neighbors.values()), []))
         #: ``[R, hops]`` int64 fanout of edge type ``r`` at hop ``h``.
         self.fanouts = np.array([self.num_neighbors[k] for k in graph.edge_types],
                                 dtype=np.int64).reshape(len(graph.edge_types), self.num_hops)
-        self.replace = bool(replace)
-        self.subgraph_type = subgraph_type
-        self.disjoint = bool(disjoint)
-        self._tables = ThreadTables(graph.num_nodes, keys_are_nodes=not self.disjoint)
-        if subgraph_type == "induced":
-            graph.oriented()  # built here, so that worker processes share it
+        super().__init__(graph, replace, subgraph_type, disjoint)
 
     def share_memory_(self) -> "HeteroNeighborSampler":
         self.graph.share_memory_()
@@ -379,76 +370,31 @@ class HeteroNeighborSampler:
             raise ValueError("seeds must hold at least one node, got none")
         return self.sample_unchecked(seeds, int(seed), int(batch))
 
-    def sample_unchecked(self, seeds: Tensor, seed: int, batch: int) -> HeteroSampledSubgraph:
-        """:meth:`sample` for global seed ids already validated (non-empty int64)."""
-        key = batch_key(seed, batch)
-        stride = self.graph.num_nodes if self.disjoint else 0
-        seeds_np = seeds.numpy()
-        if self.disjoint and seeds_np.shape[0] * stride >= 2**63:
-            raise ValueError(f"disjoint sampling needs batch size * num_nodes < 2**63, got "
-                             f"{seeds_np.shape[0]} * {stride}")
-        table = self._tables.get(seeds_np.shape[0])
-        key_parts: list[np.ndarray] = []
-        try:
-            return self._grow(table, key, seeds_np, key_parts, stride)
-        finally:
-            table.release(key_parts)
-
-    def _grow(self, table, key: int, seeds_np: np.ndarray, key_parts: list[np.ndarray],
-              stride: int) -> HeteroSampledSubgraph:
+    def _pick_hop(self, hop: int, frontier: np.ndarray, key: int, first_local: int,
+                  tree: np.ndarray, stride: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``fanouts[r, hop]`` neighbors of each frontier node (global ids) over
+        each edge type ``r`` ending at its type, in one pass: see
+        :meth:`~graphbatch.sampling.neighbor.HopSampler._pick_hop`; edge ids global."""
         g = self.graph
         segptr, indices, perm = g.numpy()
         layout = (g.node_offset, g.seg_base, g.in_ptr, g.in_rel, self.fanouts)
-        num_seeds = seeds_np.shape[0]
-        tree = np.arange(num_seeds, dtype=np.int64) if self.disjoint else _EMPTY_I64
-        seed_keys = tree * stride + seeds_np if self.disjoint else seeds_np
-        T.table_insert_rows(table.keys, table.vals, table.dense, seed_keys)
-        key_parts.append(seed_keys)
-        node_parts = [seeds_np]
-        rows, cols, edges = [], [], []
-        num_sampled_nodes, num_sampled_edges = [num_seeds], []
-        frontier, first_local, num_local = seeds_np, 0, num_seeds
-        for hop in range(self.num_hops):
-            counts = np.empty(frontier.shape[0], dtype=np.int64)
-            H.count_typed_picks(segptr, *layout, hop, self.replace, frontier, counts)
-            offsets = np.zeros(frontier.shape[0] + 1, dtype=np.int64)
-            np.cumsum(counts, out=offsets[1:])
-            m = int(offsets[-1])
-            pos, nbr, nbr_key, edge, dst = (np.empty(m, dtype=np.int64) for _ in range(5))
-            H.pick_typed(segptr, indices, perm, *layout, hop, self.replace, key, frontier,
-                         offsets, first_local, tree, stride, pos, nbr, nbr_key, edge, dst)
-            table.reserve(num_local + m, key_parts)
-            src, new = pos, np.empty(m, dtype=np.int64)  # pos is spent: reused for src
-            num_new = T.table_insert(table.keys, table.vals, table.dense, nbr_key, num_local,
-                                     src, new)
-            new = new[:num_new]
-            frontier = nbr[new]
-            key_parts.append(nbr_key[new] if self.disjoint else frontier)
-            node_parts.append(frontier)
-            if self.disjoint:
-                tree = np.concatenate([tree, tree[dst[new]]])
-            rows.append(src)
-            cols.append(dst)
-            edges.append(edge)
-            first_local, num_local = num_local, num_local + num_new
-            num_sampled_nodes.append(num_new)
-            num_sampled_edges.append(m)
+        counts = np.empty(frontier.shape[0], dtype=np.int64)
+        H.count_typed_picks(segptr, *layout, hop, self.replace, frontier, counts)
+        offsets = pick_offsets(counts)
+        m = int(offsets[-1])
+        pos, nbr, nbr_key, edge, dst = (np.empty(m, dtype=np.int64) for _ in range(5))
+        H.pick_typed(segptr, indices, perm, *layout, hop, self.replace, key, frontier,
+                     offsets, first_local, tree, stride, pos, nbr, nbr_key, edge, dst)
+        return nbr, nbr_key, edge, dst
 
-        nodes = np.concatenate(node_parts)
-        if self.subgraph_type == "induced":
-            edge_index, edge = induced_edges(g, nodes, tree, stride, table)
-            src, dst = edge_index
-            edge_hops: Optional[list[int]] = None
-        else:
-            src, dst, edge = (np.concatenate(p) for p in (rows, cols, edges))
-            edge_hops = num_sampled_edges
-        return self._split(nodes, tree, num_sampled_nodes, src, dst, edge, edge_hops)
-
-    def _split(self, nodes: np.ndarray, tree: np.ndarray, node_hops: list[int],
-               src: np.ndarray, dst: np.ndarray, edge: np.ndarray,
-               edge_hops: Optional[list[int]]) -> HeteroSampledSubgraph:
-        """The sampled nodes and edges (global ids, endpoints in sampled order) by type."""
+    def _finish(self, nodes: np.ndarray, tree: np.ndarray, node_hops: list[int],
+                edge_index: np.ndarray, edge: np.ndarray,
+                edge_hops: Optional[list[int]]) -> HeteroSampledSubgraph:
+        """The sampled nodes and edges (global ids, endpoints in sampled order) by type:
+        see :meth:`~graphbatch.sampling.neighbor.HopSampler._finish`."""
         g = self.graph
+        src, dst = edge_index
         node_types, node_start, node_dest, node_count = _group(nodes, g.node_offset, node_hops)
         local = np.empty(nodes.shape[0], dtype=np.int64)
         ids = np.empty_like(nodes)

@@ -9,15 +9,14 @@ behaviour on a real GPU.
 """
 from __future__ import annotations
 
-import contextlib
 import threading
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
 import torch
 from torch_geometric.data import Data
 
-from fake_cuda import torch_with_cuda
+from fake_cuda import FakeGPU, torch_with_cuda
 from graphbatch.loader import prefetch
 
 
@@ -54,14 +53,15 @@ class _FakeEvent:
         self.batch = self._cuda.last_produced()
 
 
-class _FakeCuda:
-    """What ``prefetch.py`` uses of ``torch.cuda``: streams, events and a current stream
-    per thread (the default stream unless set with ``stream``)."""
+class _FakeCuda(FakeGPU):
+    """What ``prefetch.py`` uses of ``torch.cuda``: streams that record what they wait
+    on, events that note their thread's last batch, and a current stream per thread
+    (the default stream unless set with ``stream``)."""
 
     def __init__(self) -> None:
+        super().__init__(driver=None)
         self.default = _FakeStream("default")
         self.side_streams: list[_FakeStream] = []
-        self._local = threading.local()
         self._lock = threading.Lock()
 
     def Stream(self, device: Optional[torch.device] = None) -> _FakeStream:  # noqa: N802
@@ -72,18 +72,6 @@ class _FakeCuda:
 
     def Event(self, **_: Any) -> _FakeEvent:  # noqa: N802
         return _FakeEvent(self)
-
-    def current_stream(self, device: Optional[torch.device] = None) -> _FakeStream:
-        return getattr(self._local, "stream", self.default)
-
-    @contextlib.contextmanager
-    def stream(self, stream: _FakeStream) -> Iterator[None]:
-        previous = self.current_stream()
-        self._local.stream = stream
-        try:
-            yield
-        finally:
-            self._local.stream = previous
 
     def produced(self, batch: Any) -> None:
         """Called by a test's ``produce`` when it has made ``batch`` (on this thread)."""

@@ -8,8 +8,8 @@ import torch
 
 from conftest import make_graph
 from graphbatch.cli import (
-    cluster_bench, gather_bench, lazy_bench, pipeline_bench, saint_bench, sampler_bench,
-    train_bench,
+    cluster_bench, gather_bench, hetero_bench, lazy_bench, link_bench, pipeline_bench,
+    saint_bench, sampler_bench, train_bench,
 )
 from graphbatch.cli._args import run_check
 from graphbatch.cli.main import build_parser, main
@@ -20,13 +20,18 @@ COUNTS = {  # command -> options that count something and must be positive
     "bench": ["--epochs", "--seeds"],
     "bench sampler": ["--num-nodes", "--num-pairs", "--num-features", "--batch-size",
                       "--num-input-nodes", "--batches"],
-    "bench gather": ["--row-bytes", "--table-mib", "--gather-mib", "--repeats"],
+    "bench gather": ["--row-bytes", "--table-mib", "--gather-mib", "--repeats", "--train-steps",
+                     "--rounds"],
     "bench pipeline": ["--batch-size", "--hidden", "--prefetch", "--batches"],
     "bench saint": ["--num-nodes", "--num-pairs", "--num-features", "--node-budget",
                     "--edge-budget", "--roots", "--walk-length", "--batches", "--rounds",
                     "--sample-coverage", "--prefetch-threads"],
     "bench cluster": ["--num-nodes", "--num-pairs", "--num-features", "--num-parts",
                       "--batch-size", "--batches"],
+    "bench link": ["--num-nodes", "--num-pairs", "--num-features", "--num-seed-edges",
+                   "--batch-size", "--batches"],
+    "bench hetero": ["--num-nodes", "--num-pairs", "--num-features", "--batch-size",
+                     "--num-input-nodes", "--batches"],
 }
 
 
@@ -36,8 +41,8 @@ def no_benchmark(monkeypatch):
     def ran(args):
         raise AssertionError(f"parsing accepted {args}; the benchmark would have run")
 
-    for module in (cluster_bench, gather_bench, lazy_bench, pipeline_bench, saint_bench,
-                   sampler_bench, train_bench):
+    for module in (cluster_bench, gather_bench, hetero_bench, lazy_bench, link_bench,
+                   pipeline_bench, saint_bench, sampler_bench, train_bench):
         monkeypatch.setattr(module, "run", ran)
 
 

@@ -269,17 +269,18 @@ class PinnedRegistration:
         then contiguous wherever they differ from the host's)."""
         return len(self._ranges) <= 1
 
-    def fence(self, stream=None) -> None:
+    def fence(self, stream=None):
         """Marks a use of the memory by the work queued so far on ``stream`` (default:
         the current stream of the current device): it is not unpinned (or reused)
-        before that work is done."""
+        before that work is done. Returns the event recorded (None in a worker)."""
         if os.getpid() != self._pid:
-            return
+            return None
         if stream is None:
             stream = torch.cuda.current_stream()
         event = torch.cuda.Event()
         event.record(stream)
         self.fences.add(stream, event)
+        return event
 
     def idle(self) -> bool:
         """Whether every use fenced so far is done."""

@@ -190,8 +190,8 @@ class FeatureStore:
         self._lock = threading.RLock()
         self._pinned: dict[str, cuda.PinnedRegistration] = {}
         self._aliases: dict[tuple[str, torch.device], Tensor] = {}
-        # Device writes not yet known to be done: table -> {stream: event}.
-        self._writes: dict[str, dict] = {}
+        # Device writes not yet known to be done: table -> the last write per stream.
+        self._writes: dict[str, cuda.Fences] = {}
 
     def _load(self, name: str, source: Source) -> Tensor:
         if isinstance(source, (str, os.PathLike)):
@@ -356,10 +356,9 @@ class FeatureStore:
                 alias, registration, stream = self._device_access(name, values.device)
                 registration.fences.order_after(stream)  # after reads queued elsewhere
                 cuda.scatter_on_device(alias, index, values.to(table.dtype))
-                registration.fence(stream)
-                event = torch.cuda.Event()
-                event.record(stream)
-                self._writes.setdefault(name, {})[stream] = event
+                # The write's fence is also what reads on other streams wait for.
+                writes = self._writes.setdefault(name, cuda.Fences())
+                writes.add(stream, registration.fence(stream))
         else:
             values = values.to(device="cpu", dtype=table.dtype)
             self._host_access(name)
@@ -394,9 +393,9 @@ class FeatureStore:
             self._aliases[key] = cuda.device_alias(table, device, self._pinned[name],
                                                    f"table {name!r}")
         stream = torch.cuda.current_stream(device)
-        for other, event in self._writes.get(name, {}).items():
-            if other != stream:
-                stream.wait_event(event)
+        writes = self._writes.get(name)
+        if writes is not None:
+            writes.order_after(stream)
         return self._aliases[key], self._pinned[name], stream
 
     def _host_access(self, name: str) -> None:

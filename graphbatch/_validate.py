@@ -55,6 +55,18 @@ def min_max(values):
     return lo, hi
 
 
+def as_edge_index(value: object, name: str = "edge_index") -> Tensor:
+    """``value`` as a contiguous ``[2, E]`` int64 CPU tensor (from int64 or int32), or
+    raises naming ``name``; the ids are not range-checked here."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype not in _INDEX_DTYPES:
+        raise TypeError(f"{name} must have dtype torch.int64 (or int32), got {value.dtype}")
+    if value.dim() != 2 or value.size(0) != 2:
+        raise ValueError(f"{name} must have shape [2, E], got {tuple(value.shape)}")
+    return value.to(device="cpu", dtype=torch.int64).contiguous()
+
+
 def check_node_range(index: Tensor, num_nodes: int, name: str) -> None:
     """Raises ValueError if any id in ``index`` (a 1-D integer tensor) is negative or
     ``>= num_nodes``."""

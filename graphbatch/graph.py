@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphbatch._validate import as_int, check_node_range
+from graphbatch._validate import as_edge_index, as_int, check_node_range
 from graphbatch.graph_kernels import build_csc, build_oriented
 
 
@@ -28,13 +28,7 @@ class CSCGraph:
     """
 
     def __init__(self, edge_index: Tensor, num_nodes: Optional[int] = None) -> None:
-        if not isinstance(edge_index, Tensor):
-            raise TypeError(f"edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
-        if edge_index.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"edge_index must have dtype torch.int64 (or int32), got {edge_index.dtype}")
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
-        edge_index = edge_index.to(device="cpu", dtype=torch.int64)
+        edge_index = as_edge_index(edge_index)
         num_edges = edge_index.size(1)
         largest = int(edge_index.max()) if num_edges else -1
         if num_nodes is None:

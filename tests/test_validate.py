@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphbatch._validate import as_index_tensor, check_node_range, min_max
+from graphbatch._validate import as_edge_index, as_index_tensor, check_node_range, min_max
 
 
 def brute_force_error(ids: list[int], num_nodes: int, name: str) -> Optional[str]:
@@ -121,3 +121,32 @@ def test_store_gather_names_the_index():
     with pytest.raises(ValueError, match=re.escape(
             "index holds node id 6, out of range for num_nodes=6")):
         store.gather("x", torch.tensor([6], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("value, error, message", [
+    ([[0, 1], [1, 0]], TypeError, "E must be a torch.Tensor, got list"),
+    (torch.zeros(2, 3), TypeError, "E must have dtype torch.int64 (or int32), got torch.float32"),
+    (torch.zeros(3, 2, dtype=torch.int64), ValueError, "E must have shape [2, E], got (3, 2)"),
+    (torch.zeros(2, dtype=torch.int64), ValueError, "E must have shape [2, E], got (2,)"),
+])
+def test_edge_index_errors_name_the_argument(value, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        as_edge_index(value, "E")
+
+
+def test_edge_index_becomes_contiguous_int64():
+    ei = torch.tensor([[0, 2, 1], [1, 0, 2]], dtype=torch.int32).t().contiguous().t()
+    out = as_edge_index(ei)
+    assert out.dtype == torch.int64 and out.is_contiguous() and torch.equal(out, ei.long())
+
+
+def test_heterogeneous_edge_index_errors_name_the_edge_type():
+    from torch_geometric.data import HeteroData
+
+    from graphbatch.sampling.hetero import HeteroGraph
+    h = HeteroData()
+    h["a"].num_nodes = 3
+    h["a", "to", "a"].edge_index = torch.zeros(2, 2)
+    with pytest.raises(TypeError, match=re.escape("edge_index of ('a', 'to', 'a') must have dtype")):
+        HeteroGraph.from_data(h)
+

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch_geometric.sampler.base import NumNeighbors
 
-from graphbatch._validate import as_index_tensor, as_int, check_node_range
+from graphbatch._validate import as_edge_index, as_index_tensor, as_int, check_node_range
 from graphbatch.graph_kernels import build_csc, build_oriented
 from graphbatch.sampling import _hetero_kernels as H
 from graphbatch.sampling.neighbor import HopSampler, check_num_neighbors, pick_offsets
@@ -132,13 +132,7 @@ class HeteroGraph:
                 raise ValueError(f"edge type {edge_type!r} names node type {side!r}, which is not "
                                  f"among the node types {self.node_types}")
         name = f"edge_index of {edge_type!r}"
-        if not isinstance(ei, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(ei).__name__}")
-        if ei.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"{name} must have dtype torch.int64 (or int32), got {ei.dtype}")
-        if ei.dim() != 2 or ei.size(0) != 2:
-            raise ValueError(f"{name} must have shape [2, E], got {tuple(ei.shape)}")
-        ei = ei.to(device="cpu", dtype=torch.int64).contiguous()
+        ei = as_edge_index(ei, name)
         check_node_range(ei[0], self.num_nodes_dict[src], f"{name} (sources, type {src!r})")
         check_node_range(ei[1], self.num_nodes_dict[dst], f"{name} (targets, type {dst!r})")
         return ei

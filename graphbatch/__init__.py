@@ -7,6 +7,7 @@ from graphbatch.loader import (
     ClusterData, ClusterLoader, GraphSAINTEdgeSampler, GraphSAINTNodeSampler, GraphSAINTRandomWalkSampler, HaloLoader,
     HeteroNeighborLoader, LinkNeighborLoader, NeighborLoader,
 )
+from graphbatch import distributed  # noqa: E402  (after the loaders it builds on)
 from graphbatch.sampling import HeteroGraph, HeteroNeighborSampler, LinkSampler, NeighborSampler, SampledSubgraph
 
 __all__ = [

@@ -1,7 +1,8 @@
 """The validated graph topology every sampler reads: CSC, built once from ``edge_index``."""
 from __future__ import annotations
 
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -50,6 +51,53 @@ class CSCGraph:
         self.indices: Tensor = torch.from_numpy(indices)
         self.perm: Tensor = torch.from_numpy(perm)
         self._oriented: Optional[tuple[Tensor, Tensor, Tensor]] = None
+        self._directory: Optional[str] = None  # where the arrays are mapped from
+
+    _FILES = ("indptr", "indices", "perm")
+
+    def save(self, directory: Union[str, Path]) -> None:
+        """Writes the arrays to ``directory`` (made if absent) as ``.npy`` files, for
+        :meth:`load`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, array in zip(self._FILES, self.numpy()):
+            np.save(directory / f"{name}.npy", array)
+
+    @classmethod
+    def load(cls, directory: Union[str, Path]) -> "CSCGraph":
+        """The topology :meth:`save` wrote to ``directory``, memory-mapped copy-on-write:
+        every process that loads it reads the same pages (one copy per machine, in the
+        page cache), and a process that writes to them changes only its own copy.
+        It pickles as its directory, so worker processes map the files too."""
+        directory = Path(directory)
+        arrays = []
+        for name in cls._FILES:
+            path = directory / f"{name}.npy"
+            try:
+                array = np.load(path, mmap_mode="c")
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"directory={str(directory)!r}: cannot map {path.name}: {exc}") from exc
+            if array.dtype != np.int64 or array.ndim != 1:
+                raise ValueError(f"directory={str(directory)!r}: {path.name} holds "
+                                 f"{array.dtype} of shape {array.shape}, expected 1-D int64")
+            arrays.append(array)
+        indptr, indices, perm = arrays
+        if (indptr.shape[0] < 2 or indices.shape != perm.shape or indptr[0] != 0
+                or indptr[-1] != indices.shape[0]):
+            raise ValueError(f"directory={str(directory)!r} does not hold a CSC graph "
+                             f"(indptr {indptr.shape}, indices {indices.shape}, perm {perm.shape})")
+        graph = cls.__new__(cls)
+        graph.num_nodes = indptr.shape[0] - 1
+        graph.indptr, graph.indices, graph.perm = map(torch.from_numpy, arrays)
+        graph._oriented = None
+        graph._directory = str(directory)
+        return graph
+
+    def __reduce_ex__(self, protocol):
+        if self._directory is not None:
+            # Pickling the tensors would copy the mapped arrays into shared memory.
+            return (type(self).load, (self._directory,))
+        return super().__reduce_ex__(protocol)
 
     @classmethod
     def from_data(cls, data) -> "CSCGraph":
@@ -82,9 +130,12 @@ class CSCGraph:
         return tuple(t.numpy() for t in self._oriented)
 
     def share_memory_(self) -> "CSCGraph":
-        """Moves the arrays to shared memory, so worker processes use them without a copy."""
+        """Moves the arrays to shared memory, so worker processes use them without a copy
+        (mapped arrays stay mapped: they are shared already)."""
+        mapped = (self.indptr, self.indices, self.perm) if self._directory is not None else ()
         for t in (self.indptr, self.indices, self.perm, *(self._oriented or ())):
-            t.share_memory_()
+            if not any(t is m for m in mapped):
+                t.share_memory_()
         return self
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

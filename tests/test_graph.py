@@ -190,3 +190,35 @@ def test_oriented_files_each_edge_once_under_its_lower_degree_endpoint(seed):
     g.share_memory_()
     assert g._oriented[2].is_shared()
     assert np.array_equal(g.oriented()[2], edge)
+
+
+def test_saved_graph_loads_mapped_and_pickles_as_its_directory(tmp_path):
+    import pickle
+
+    ei = torch.tensor([[0, 1, 2, 2, 3], [1, 2, 0, 1, 1]])
+    graph = CSRGraph(ei, num_nodes=5)
+    graph.save(tmp_path)
+    loaded = CSRGraph.load(tmp_path)
+    for a, b in zip(graph.numpy(), loaded.numpy()):
+        assert np.array_equal(a, b)
+    assert loaded.num_nodes == 5
+    again = pickle.loads(pickle.dumps(loaded))
+    assert again._directory == str(tmp_path) and np.array_equal(again.numpy()[1], graph.numpy()[1])
+    assert pickle.loads(pickle.dumps(graph))._directory is None
+    loaded.share_memory_()  # stays mapped: no copy into shared memory
+    assert not loaded.indices.is_shared()
+    loaded.indices[0] = 4  # copy-on-write: the file and other maps keep their values
+    assert CSRGraph.load(tmp_path).indices[0] == graph.indices[0]
+
+
+def test_loading_a_graph_from_a_wrong_directory_names_it(tmp_path):
+    with pytest.raises(ValueError, match="cannot map indptr.npy"):
+        CSRGraph.load(tmp_path)
+    np.save(tmp_path / "indptr.npy", np.array([0, 2], dtype=np.int64))
+    np.save(tmp_path / "indices.npy", np.array([0], dtype=np.int64))
+    np.save(tmp_path / "perm.npy", np.array([0], dtype=np.int64))
+    with pytest.raises(ValueError, match="does not hold a CSC graph"):
+        CSRGraph.load(tmp_path)
+    np.save(tmp_path / "perm.npy", np.array([0.0]))
+    with pytest.raises(ValueError, match="perm.npy holds float64"):
+        CSRGraph.load(tmp_path)

@@ -6,7 +6,9 @@ from typing import Any, Iterable, Iterator, Optional
 import torch
 from torch import Tensor
 
+from graphbatch import ranks
 from graphbatch._validate import as_index_tensor, check_positive_int
+from graphbatch.cache import digest
 from graphbatch.sampling.plan import BatchPlan
 
 
@@ -29,6 +31,12 @@ class SeededBatches:
             the default order; checked each epoch, as it may yield others each time.
         inputs: ``[num_inputs]`` the inputs the plans' ``items`` are taken from (None:
             the positions themselves).
+        distributed: take this rank's share of each epoch
+            (:class:`~graphbatch.ranks.RankShare`) under ``torch.distributed``, which
+            must be initialized. Every rank must make its loader with the same inputs
+            and batch arguments (checked here, with one collective). Epochs are then
+            drawn from one seed, drawn from rank 0's generator, and the epoch number
+            (which :meth:`set_epoch` may set, as for ``DistributedSampler``).
     """
 
     def __init__(
@@ -40,6 +48,7 @@ class SeededBatches:
         generator: Optional[torch.Generator] = None,
         sampler: Optional[Iterable[int]] = None,
         inputs: Optional[Tensor] = None,
+        distributed: bool = False,
     ) -> None:
         self.num_inputs = num_inputs
         self.batch_size = batch_size
@@ -49,6 +58,22 @@ class SeededBatches:
         self.sampler = sampler
         self.inputs = inputs
         self._epoch: Optional[list[BatchPlan]] = None
+        self.epoch = 0
+        self.share: Optional[ranks.RankShare] = None
+        if distributed:
+            self.share = self._rank_share()
+
+    def _rank_share(self) -> ranks.RankShare:
+        if self.sampler is not None:
+            raise ValueError("distributed=True deals the inputs out to the ranks itself; "
+                             "it cannot take a sampler too")
+        rank, world_size = ranks.world()
+        inputs = (torch.arange(0) if self.inputs is None else self.inputs).numpy()
+        ranks.agree("distributed loader", {
+            "num_inputs": self.num_inputs, "inputs": digest(inputs),
+            "batch_size": self.batch_size, "shuffle": self.shuffle,
+            "drop_last": self.drop_last})
+        return ranks.RankShare(rank, world_size, ranks.common_seed(self.generator))
 
     @classmethod
     def from_loader_args(cls, num_inputs: int, kwargs: dict[str, Any],
@@ -58,13 +83,14 @@ class SeededBatches:
         ``generator`` (left there)."""
         return cls(num_inputs, check_positive_int(kwargs.pop("batch_size", 1), "batch_size"),
                    bool(kwargs.pop("shuffle", False)), bool(kwargs.pop("drop_last", False)),
-                   kwargs.get("generator"), kwargs.pop("sampler", None), inputs)
+                   kwargs.get("generator"), kwargs.pop("sampler", None), inputs,
+                   bool(kwargs.pop("distributed", False)))
 
-    def _order(self) -> Tensor:
+    def _order(self, generator: Optional[torch.Generator]) -> Tensor:
         if self.sampler is not None:
             return self._sampled_positions()
         if self.shuffle:
-            return torch.randperm(self.num_inputs, generator=self.generator)
+            return torch.randperm(self.num_inputs, generator=generator)
         return torch.arange(self.num_inputs)
 
     def _sampled_positions(self) -> Tensor:
@@ -80,10 +106,21 @@ class SeededBatches:
                 )
         return positions
 
+    def set_epoch(self, epoch: int) -> None:
+        """Makes the next epoch epoch number ``epoch`` (epochs count from 0). Only
+        ``distributed`` epochs are numbered; others draw from the generator."""
+        self.epoch = epoch
+
     def new_epoch(self) -> None:
-        """Draws the next epoch's order and seed from the generator."""
-        order = self._order()
-        epoch_seed = int(torch.randint(0, 2**62, (), generator=self.generator))
+        """Draws the next epoch's order and seed from the generator (or, distributed,
+        from the common seed and the epoch number), this rank's share of them."""
+        generator = self.generator if self.share is None else self.share.generator(self.epoch)
+        order = self._order(generator)
+        epoch_seed = int(torch.randint(0, 2**62, (), generator=generator))
+        if self.share is not None:
+            order = self.share.take(order, self.drop_last)
+            epoch_seed = self.share.rank_seed(epoch_seed)
+            self.epoch += 1
         chunks = list(torch.split(order, self.batch_size))
         if self.drop_last and chunks and chunks[-1].numel() < self.batch_size:
             chunks.pop()
@@ -97,6 +134,8 @@ class SeededBatches:
 
     def __len__(self) -> int:
         n = len(self.sampler) if self.sampler is not None else self.num_inputs  # type: ignore[arg-type]
+        if self.share is not None:
+            n = self.share.share_length(n, self.drop_last)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 

@@ -11,6 +11,7 @@ from torch_geometric.data import Data
 from torch_geometric.index import ptr2index
 from torch_geometric.utils import narrow, select
 
+from graphbatch import ranks
 from graphbatch._validate import as_int
 from graphbatch.cache import cached, digest, graph_digest
 from graphbatch.graph import CSCGraph
@@ -50,6 +51,8 @@ class ClusterData(torch.utils.data.Dataset):
             the edges out of or into the cluster.
         node_weight, edge_weight: optional positive integer weights for METIS.
         graph: a prebuilt :class:`CSCGraph` of ``data``.
+        distributed: under ``torch.distributed``, rank 0 alone partitions (or reads
+            the cache) and sends the partition to every rank.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ClusterData(torch.utils.data.Dataset):
         node_weight: Optional[Tensor] = None,
         edge_weight: Optional[Tensor] = None,
         graph: Optional[CSCGraph] = None,
+        distributed: bool = False,
     ) -> None:
         check_data(data, "ClusterData")
         if sparse_format not in ("csr", "csc"):
@@ -90,16 +94,18 @@ class ClusterData(torch.utils.data.Dataset):
             return (part.shape == (self.graph.num_nodes,) and part.dtype == torch.int64
                     and (part.numel() == 0 or (int(part.min()) >= 0 and int(part.max()) < num_parts)))
 
-        if save_dir is None:
-            part = compute()["part"]
-        else:
+        def partition() -> Tensor:
+            if save_dir is None:
+                return compute()["part"]
             folder = f"part_{num_parts}{'_recursive' if recursive else ''}"
             path = Path(save_dir) / folder / (filename or "metis.pt")
             key = {"graph": graph_digest(self.graph), "num_parts": num_parts,
                    "recursive": self.recursive,
                    "node_weight": None if node_weight is None else digest(node_weight.numpy()),
                    "edge_weight": None if edge_weight is None else digest(edge_weight.numpy())}
-            part = cached(path, key, compute, check, "METIS partition")["part"]
+            return cached(path, key, compute, check, "METIS partition")["part"]
+
+        part = ranks.on_rank_zero(partition) if distributed else partition()
         self.partition = Partition.from_parts(part, num_parts, data.edge_index, sparse_format)
         self.sampler = ClusterSampler(self.graph, self.partition)
 
@@ -182,7 +188,9 @@ class ClusterLoader(BatchLoader):
     Args:
         cluster_data: the partition.
         **kwargs: ``batch_size`` (clusters per batch), ``shuffle``, ``drop_last``,
-            ``generator``, ``num_workers`` and the other ``DataLoader`` arguments, and
+            ``generator``, ``num_workers`` and the other ``DataLoader`` arguments,
+            ``distributed`` (this rank's share of the clusters, see
+            :class:`~graphbatch.loader.batches.SeededBatches`), and
             ``node_store``, ``edge_store``, ``device``, ``prefetch``,
             ``prefetch_threads``, ``transform``, ``filter_per_worker`` as for
             :class:`~graphbatch.loader.base.BatchLoader`.

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from graphbatch import ranks
 from graphbatch._validate import as_int, check_positive_int
 from graphbatch.graph import CSCGraph
 from graphbatch.loader.base import BatchLoader, check_data, graph_of
@@ -40,6 +41,9 @@ class GraphSAINTSampler(BatchLoader):
         log: show a progress bar while pre-sampling.
         graph, node_store, edge_store, device, prefetch, prefetch_threads,
         filter_per_worker, transform: as for :class:`~graphbatch.loader.base.BatchLoader`.
+        distributed: under ``torch.distributed``, each rank takes its share of the
+            ``num_steps`` subgraphs (see :class:`~graphbatch.loader.batches.SeededBatches`),
+            and the normalization is computed once, by rank 0, for every rank.
         **kwargs: further ``torch.utils.data.DataLoader`` arguments (``num_workers``,
             ``generator``, ...). ``shuffle`` is accepted and means nothing: every
             subgraph is random.
@@ -54,6 +58,7 @@ class GraphSAINTSampler(BatchLoader):
         save_dir: Optional[str] = None,
         log: bool = True,
         graph: Optional[CSCGraph] = None,
+        distributed: bool = False,
         **kwargs: Any,
     ) -> None:
         check_data(data, type(self).__name__)
@@ -69,8 +74,12 @@ class GraphSAINTSampler(BatchLoader):
         self.norm: Optional[SAINTNorm] = None
         if sample_coverage > 0:
             seed = int(torch.randint(0, 2**62, (), generator=generator))
-            self.norm = normalization(self.saint_sampler, sample_coverage, seed, save_dir, log)
-        batches = SeededBatches(num_steps, 1, generator=generator)
+
+            def compute() -> SAINTNorm:
+                return normalization(self.saint_sampler, sample_coverage, seed, save_dir, log)
+
+            self.norm = ranks.on_rank_zero(compute) if distributed else compute()
+        batches = SeededBatches(num_steps, 1, generator=generator, distributed=distributed)
         super().__init__(data, graph, batches, self.saint_sampler, **kwargs)
 
     def _make_sampler(self, graph: CSCGraph, batch_size: int) -> SAINTSampler:

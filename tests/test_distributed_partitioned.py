@@ -179,6 +179,13 @@ def _sampling_and_features(rank: int, world: int) -> dict:
             s = store.last_stats  # of the gather of 5
             assert s.local + s.cached + s.fetched == s.nodes == 5
             stats.append((method, cache_rows, store.cache_nodes.shape[0]))
+        only_x = PartitionedFeatures(shard, exchange, 10, names=["x"])
+        ids = torch.arange(rank, 300, 7)
+        rows = only_x.gather_all(ids)
+        assert list(rows) == ["x"] and torch.equal(rows["x"], data.x[ids])
+        assert only_x.last_stats.bytes == only_x.last_stats.fetched * 8 * 4  # x: 8 float32
+        with pytest.raises(KeyError, match="names: no table 'z'"):
+            PartitionedFeatures(shard, exchange, names=["z"])
     return {"checked": checked, "stats": stats}
 
 
@@ -190,9 +197,11 @@ def test_sampling_and_features_equal_single_machine_2_ranks():
     assert any(c == 40 for r in results for _, _, c in r["stats"])
 
 
-def _loader_epoch(rank: int, world: int, method: str, cache_rows: int) -> dict:
+def _loader_epoch(rank: int, world: int, method: str, cache_rows: int,
+                 prefetch: int = 2) -> dict:
     """One epoch of a DistNeighborLoader, each batch compared with the single-machine
-    sampler's for the same plan and with the whole graph's rows."""
+    sampler's for the same plan (so the same seed gives the same batches) and with the
+    whole graph's rows."""
     data = block_graph()
     graph = CSCGraph.from_data(data)
     shard = make_shard(data, partition_graph(data, world, method=method, graph=graph),
@@ -201,7 +210,8 @@ def _loader_epoch(rank: int, world: int, method: str, cache_rows: int) -> dict:
     train[::3] = True
     loader = DistNeighborLoader(shard, [5, 3], input_nodes=train, batch_size=16,
                                 shuffle=True, drop_last=True, cache_rows=cache_rows,
-                                generator=torch.Generator().manual_seed(11))
+                                generator=torch.Generator().manual_seed(11),
+                                prefetch=prefetch)
     plans = SeededBatches(loader.input_nodes.numel(), batch_size=16, shuffle=True,
                           drop_last=True, generator=torch.Generator().manual_seed(11),
                           inputs=loader.input_nodes)
@@ -228,7 +238,7 @@ def _loader_epoch(rank: int, world: int, method: str, cache_rows: int) -> dict:
 def _loaders(rank: int, world: int) -> dict:
     """Loader epochs (METIS, random; with a cache) and the loaders' argument checks."""
     out = {m: _loader_epoch(rank, world, m, 0) for m in ("metis", "random")}
-    out["cached"] = _loader_epoch(rank, world, "metis", 100)
+    out["cached"] = _loader_epoch(rank, world, "metis", 100, prefetch=0)  # no thread
     data = small_graph()
     book = partition_graph(data, world, method="random")
     shard = make_shard(data, book, rank)

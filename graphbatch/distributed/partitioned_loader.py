@@ -19,6 +19,9 @@ the single-machine :class:`~graphbatch.loader.neighbor_loader.NeighborLoader`'s.
 - collectives come from one thread per rank, in batch order: batches are made by at
   most one prefetch thread, never by DataLoader worker processes (``num_workers > 0``
   and ``pin_memory`` are refused);
+- every rank consumes whole epochs: a rank leaving an epoch early stops calling
+  collectives (its prefetch thread after the batch it is making), and its peers end
+  theirs with an error when the timeout runs out;
 - a batch that fails on a rank (an exchange error, or any other) stops that rank's
   exchanges for good (:meth:`Exchange.guard <graphbatch.distributed.exchange.Exchange.guard>`),
   and reaches the training loop as the exception, raised by ``next``.
@@ -119,6 +122,7 @@ class DistNeighborLoader(NeighborLoader):
         disjoint: False only, for now.
         cache_rows: remote feature rows each rank caches (see
             :class:`~graphbatch.distributed.remote_features.PartitionedFeatures`).
+        node_tables: the shard's node tables batches carry (default: all).
         group: the process group of the exchanges (default: a new gloo group, made
             here; see :func:`~graphbatch.distributed.exchange.data_group`). Loaders
             may share one, if they are iterated one at a time.
@@ -149,6 +153,7 @@ class DistNeighborLoader(NeighborLoader):
         subgraph_type: str = "directional",
         disjoint: bool = False,
         cache_rows: int = 0,
+        node_tables: Optional[Sequence[str]] = None,
         group: Optional[dist.ProcessGroup] = None,
         timeout: Optional[timedelta] = None,
         transform: Optional[Callable] = None,
@@ -189,7 +194,7 @@ class DistNeighborLoader(NeighborLoader):
             drop_last=bool(kwargs.pop("drop_last", False)),
             generator=kwargs.get("generator"), inputs=self.input_nodes)
         self._check_lockstep(every, len(batches), batches.batch_size)
-        store = PartitionedFeatures(shard, self.exchange, cache_rows)
+        store = PartitionedFeatures(shard, self.exchange, cache_rows, node_tables)
         self.stats: list[BatchStats] = []
         skeleton = Data(num_nodes=shard.num_nodes)
         self._start(skeleton, batches, transform=transform,

@@ -17,7 +17,7 @@ rows are read-only features); ``cache_rows`` bounds its memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -74,19 +74,26 @@ class PartitionedFeatures(FeatureStore):
         exchange: the exchanges (its group's rank must be ``shard.rank``).
         cache_rows: remote rows to cache (0: none), chosen by :func:`halo_frequency`.
             Filled here, with one exchange: a collective.
+        names: the shard's tables to serve (default: all; the same on every rank), so
+            that tables batches do not need (split masks, say) are never fetched.
     """
 
-    def __init__(self, shard: GraphShard, exchange: Exchange, cache_rows: int = 0) -> None:
+    def __init__(self, shard: GraphShard, exchange: Exchange, cache_rows: int = 0,
+                 names: Optional[Sequence[str]] = None) -> None:
         check_shard_rank(shard, exchange)
         cache_rows = as_int(cache_rows, "cache_rows")
         if cache_rows < 0:
             raise ValueError(f"cache_rows must be >= 0, got {cache_rows}")
+        names = list(shard.tables) if names is None else list(names)
+        for name in names:
+            if name not in shard.tables:
+                raise KeyError(f"names: no table {name!r}; the shard holds {list(shard.tables)}")
         self.shard = shard
         self.exchange = exchange
         self.num_rows = shard.num_nodes
         self.pin = False
-        self._names = list(shard.tables)
-        self._local = {name: t.contiguous() for name, t in shard.tables.items()}
+        self._names = names
+        self._local = {name: shard.tables[name].contiguous() for name in names}
         # Each table's row as bytes, so one message carries every table's rows.
         self._row_elems = [int(np.prod(t.shape[1:], dtype=np.int64))
                            for t in self._local.values()]

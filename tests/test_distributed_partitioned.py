@@ -301,6 +301,8 @@ def test_sampling_equals_single_machine_3_ranks():
 
 
 def _fail_mid_epoch(rank: int, world: int, how: str) -> int:
+    """An epoch (15 batches a rank, prefetch thread on) in which rank 1, after its
+    third batch, raises or is killed (SIGKILL)."""
     data = small_graph()
     shard = make_shard(data, partition_graph(data, world, method="random"), rank)
     loader = DistNeighborLoader(shard, [4, 4], batch_size=10, prefetch=2)

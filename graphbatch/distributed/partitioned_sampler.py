@@ -88,6 +88,8 @@ class PartitionedNeighborSampler(HopSampler[SampledSubgraph]):
         check_shard_rank(shard, exchange)
         self.num_neighbors = check_num_neighbors(num_neighbors)
         self.exchange = exchange
+        # The shard stands in for the graph: the hop loop reads its num_nodes, the
+        # global id space its node table is keyed by.
         super().__init__(shard, replace, subgraph_type, disjoint)
         self.num_candidates = shard.in_degree()
         #: Of the last batch sampled (by the one thread that samples).

@@ -45,6 +45,13 @@ SCRIPTS = {
                        "--use_normalization"],
     "cluster_gcn.py": ["--epochs", "1", "--dataset", "Cora"],
     "lazygnn.py": ["--epochs", "1", "--seeds", "1"],
+    "distributed_sage.py": ["--epochs", "1", "--dataset", "Cora"],
+}
+#: What starts a script other than ``python``: torchrun for the distributed one, with
+#: the workers' threads limited as torchrun would (it sets OMP_NUM_THREADS=1 only
+#: when the user has not).
+LAUNCHERS = {
+    "distributed_sage.py": ["-m", "torch.distributed.run", "--nproc_per_node", "2"],
 }
 
 #: Seconds a notebook or script may take before the test fails (CI budget: about 8
@@ -150,7 +157,8 @@ def test_notebook_runs(name, tmp_path, monkeypatch, kernel):
 def test_script_runs(name, tmp_path):
     before = _files(EXAMPLES)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *SCRIPTS[name]],
+    proc = subprocess.run([sys.executable, *LAUNCHERS.get(name, []), str(EXAMPLES / name),
+                           *SCRIPTS[name]],
                           cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT)
     output = (proc.stdout + proc.stderr)[-4000:]
     assert proc.returncode == 0, f"{name} {' '.join(SCRIPTS[name])} failed:\n{output}"

@@ -16,7 +16,7 @@ first, as for any object collective).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -36,14 +36,16 @@ def world() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def agree(what: str, values: dict[str, Any]) -> None:
-    """Raises ``ValueError`` on every rank unless all ranks hold equal ``values``.
+def agree(what: str, values: dict[str, Any], group: Optional[dist.ProcessGroup] = None
+          ) -> None:
+    """Raises ``ValueError`` on every rank of ``group`` (default: the default group)
+    unless all hold equal ``values``.
 
     The message names each value that differs and what every rank holds, so the
     user sees which rank was given what."""
-    _, world_size = world()
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, values)
+    world()
+    gathered: list[Any] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(gathered, values, group=group)
     differ = [k for k in values if any(g[k] != values[k] for g in gathered)]
     if differ:
         per_rank = "; ".join(f"{k}: " + ", ".join(f"rank {r}: {g[k]!r}" for r, g in

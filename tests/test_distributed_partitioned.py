@@ -103,19 +103,23 @@ def test_partition_bad_inputs(tmp_path):
         load_shard(tmp_path, 0)
 
 
-@pytest.mark.parametrize("n,world", [(10, 3), (1000, 4), (7, 7), (5, 2)])
+@pytest.mark.parametrize("n,world", [(10, 3), (1000, 4), (7, 7), (5, 2), (3, 5)])
 def test_split_inputs_is_even_disjoint_and_prefers_own(n, world):
     rng = np.random.default_rng(n)
     part = torch.from_numpy(rng.integers(0, world, 2000))
     inputs = torch.from_numpy(rng.choice(2000, n, replace=False))
     shares = [split_inputs(inputs, part, r, world) for r in range(world)]
-    everything = torch.cat(shares).sort().values
+    size = -(-n // world)
+    assert all(s.numel() == size for s in shares)  # equal batch counts
+    padded = [r for r in range(world) if r >= n % world and n % world]
+    for r in padded:  # the short ranks repeat their first input
+        assert shares[r][-1] == shares[r][0]
+    dealt = [s[:-1] if r in padded else s for r, s in enumerate(shares)]
+    everything = torch.cat(dealt).sort().values
     assert torch.equal(everything, torch.arange(n))  # disjoint, covering
-    sizes = [s.numel() for s in shares]
-    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
-    for r, s in enumerate(shares):
+    for r, s in enumerate(dealt):
         own = int((part[inputs] == r).sum())
-        assert int((part[inputs[s]] == r).sum()) == min(own, sizes[r])
+        assert int((part[inputs[s]] == r).sum()) == min(own, s.numel())
 
 
 def test_halo_frequency_counts_remote_in_edges():
@@ -250,10 +254,13 @@ def _loaders(rank: int, world: int) -> dict:
         DistNeighborLoader(shard, [2], subgraph_type="induced")
     with pytest.raises(ValueError, match=f"rank {rank} holds the shard of part {1 - rank}"):
         DistNeighborLoader(make_shard(data, book, 1 - rank), [2])
-    # 201 inputs: shares of 101 and 100, 2 and 1 batches of 100 (found by a collective).
-    with pytest.raises(ValueError, match="differ in batches .*rank 0: batches=2; rank 1: batches=1"):
-        DistNeighborLoader(shard, [2], input_nodes=torch.arange(201), batch_size=100)
-    with pytest.raises(ValueError, match="differ in num_neighbors"):
+    # 201 inputs: shares of 101 each (rank 1 repeats one), 2 batches of 100 each.
+    assert len(DistNeighborLoader(shard, [2], input_nodes=torch.arange(201),
+                                  batch_size=100)) == 2
+    with pytest.raises(ValueError, match="batches: rank 0: 2, rank 1: 1; batch_size: "
+                                         "rank 0: 100, rank 1: 101"):
+        DistNeighborLoader(shard, [2], input_nodes=torch.arange(201), batch_size=100 + rank)
+    with pytest.raises(ValueError, match=r"num_neighbors: rank 0: \[2\], rank 1: \[3\]"):
         DistNeighborLoader(shard, [2 + rank])
     return out
 

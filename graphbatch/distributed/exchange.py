@@ -126,12 +126,6 @@ class Exchange:
                          what)
         return out
 
-    def all_gather(self, values: np.ndarray, what: str) -> np.ndarray:
-        """Every rank's ``values`` ([k] int64, the same k on every rank) as
-        ``[world_size, k]`` int64, row ``r`` from rank ``r``."""
-        send = np.broadcast_to(values, (self.world_size, values.shape[0]))
-        return self.counts(send, what)
-
     def _all_to_all(self, out: Tensor, send: Tensor, recv_splits: Optional[list[int]],
                     send_splits: Optional[list[int]], what: str) -> None:
         if self.failure is not None:

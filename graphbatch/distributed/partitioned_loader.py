@@ -49,6 +49,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from graphbatch._validate import as_index_tensor, check_positive_int
+from graphbatch import ranks
 from graphbatch.cache import digest
 from graphbatch.distributed.exchange import Exchange, data_group
 from graphbatch.distributed.partition import GraphShard
@@ -73,11 +74,13 @@ _REFUSED = {
 
 def split_inputs(inputs: Tensor, part: Tensor, rank: int, world_size: int) -> Tensor:
     """This rank's share of ``inputs`` ([n] int64 node ids, the same on every rank):
-    ``[n // world_size (+1 for the first n % world_size ranks)]`` int64 positions in
-    ``inputs``, ascending. A rank takes the inputs its part owns (``part``, [N] int64
-    owner of every node) first, up to its size; the surplus of the others, pooled in
-    rank order, fills the ranks short of their size, in rank order. Every rank computes
-    every rank's share alike, so the shares are disjoint and cover ``inputs``."""
+    ``[ceil(n / world_size)]`` int64 positions in ``inputs``. The first ``n %
+    world_size`` ranks get one input more than the others, which then repeat their
+    first one (as ``DistributedSampler`` pads), so every rank runs as many batches.
+    A rank takes the inputs its part owns (``part``, [N] int64 owner of every node)
+    first, up to its size; the surplus of the others, pooled in rank order, fills the
+    ranks short of their size, in rank order. Every rank computes every rank's share
+    alike, so the shares are disjoint (but for the repeats) and cover ``inputs``."""
     n = inputs.numel()
     sizes = np.full(world_size, n // world_size, dtype=np.int64)
     sizes[:n % world_size] += 1
@@ -86,8 +89,11 @@ def split_inputs(inputs: Tensor, part: Tensor, rank: int, world_size: int) -> Te
     kept = [o[:s] for o, s in zip(own, sizes)]
     pool = np.concatenate([o[s:] for o, s in zip(own, sizes)])
     short = np.concatenate([[0], np.cumsum(sizes - [k.shape[0] for k in kept])])
-    mine = np.concatenate([kept[rank], pool[short[rank]:short[rank + 1]]])
-    return torch.from_numpy(np.sort(mine))
+    mine = np.sort(np.concatenate([kept[rank], pool[short[rank]:short[rank + 1]]]))
+    if mine.shape[0] < -(-n // world_size):
+        # Fewer inputs than ranks leave some ranks none of their own to repeat.
+        mine = np.append(mine, mine[0] if mine.shape[0] else rank % n)
+    return torch.from_numpy(mine)
 
 
 @dataclass
@@ -193,7 +199,7 @@ class DistNeighborLoader(NeighborLoader):
             shuffle=bool(kwargs.pop("shuffle", False)),
             drop_last=bool(kwargs.pop("drop_last", False)),
             generator=kwargs.get("generator"), inputs=self.input_nodes)
-        self._check_lockstep(every, len(batches), batches.batch_size)
+        self._check_lockstep(every, batches)
         store = PartitionedFeatures(shard, self.exchange, cache_rows, node_tables)
         self.stats: list[BatchStats] = []
         skeleton = Data(num_nodes=shard.num_nodes)
@@ -215,31 +221,19 @@ class DistNeighborLoader(NeighborLoader):
                              f"({every.numel()}), got {input_id.numel()}")
         return input_id[share]
 
-    def _check_lockstep(self, every: Tensor, num_batches: int, batch_size: int) -> None:
-        """Raises ValueError on every rank unless all ranks run the same number of
-        batches of the same sampling on the same graph and inputs (a collective)."""
+    def _check_lockstep(self, every: Tensor, batches: SeededBatches) -> None:
+        """Raises ValueError on every rank unless all ranks run the same batches of the
+        same sampling on the same graph and inputs (a collective)."""
         sampler = self.neighbor_sampler
-        fields = {
-            "batches": num_batches,
-            "batch_size": batch_size,
-            "inputs": int(digest(every.numpy())[:15], 16),
-            "num_neighbors": int(digest(np.asarray(sampler.num_neighbors, np.int64))[:15], 16),
-            "replace": int(sampler.replace),
+        ranks.agree("DistNeighborLoader: every rank runs the same batches in lockstep", {
+            "batches": len(batches),
+            "batch_size": batches.batch_size,
+            "inputs": digest(every.numpy()),
+            "num_neighbors": sampler.num_neighbors,
+            "replace": sampler.replace,
             "num_nodes": self.shard.num_nodes,
-            "partition_book": int(digest(self.shard.book.part.numpy())[:15], 16),
-        }
-        got = self.exchange.all_gather(np.array(list(fields.values()), dtype=np.int64),
-                                       "the loaders' arguments")
-        differ = [name for j, name in enumerate(fields) if (got[:, j] != got[0, j]).any()]
-        if differ:
-            per_rank = "; ".join(f"rank {r}: " + ", ".join(
-                f"{name}={int(got[r, list(fields).index(name)])}" for name in differ)
-                for r in range(got.shape[0]))
-            hint = (" (the inputs split into shares of sizes differing by one; "
-                    "drop_last=True or another batch_size evens the batch counts)"
-                    if differ == ["batches"] else "")
-            raise ValueError(f"the ranks' loaders differ in {', '.join(differ)}{hint}: "
-                             f"{per_rank}. Every rank must run the same batches in lockstep")
+            "partition_book": digest(self.shard.book.part.numpy()),
+        }, group=self.exchange.group)
 
     def collate_fn(self, plan: BatchPlan) -> Any:
         with self.exchange.guard():

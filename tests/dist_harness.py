@@ -78,12 +78,13 @@ def run_ranks(fn: Callable, world_size: int, args: tuple = (), deadline_s: float
               env: Optional[dict] = None) -> list[RankResult]:
     """Runs ``fn(rank, world_size, *args)`` on ``world_size`` spawned processes; see the
     module docstring. ``env`` is set in every process before ``fn`` runs."""
+    # Not daemonic, so that ranks may start DataLoader workers; the deadline below
+    # kills whatever is left.
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = free_port()
     procs = [ctx.Process(target=_child, args=(r, world_size, port, fn, args, queue,
-                                              collective_timeout_s, dict(env or {})),
-                         daemon=True)
+                                              collective_timeout_s, dict(env or {})))
              for r in range(world_size)]
     for p in procs:
         p.start()

@@ -147,8 +147,9 @@ def _odd_epoch(rank, world_size):
     data = make_graph(150, 700)
     model = DDP(SAGE(8, 5))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loader = graphbatch.NeighborLoader(data, [4, 2], input_nodes=torch.arange(101),
-                                       batch_size=10, shuffle=True, distributed=True)
+    args = dict(input_nodes=torch.arange(101), batch_size=10, shuffle=True, distributed=True)
+    loader = graphbatch.NeighborLoader(data, [4, 2], generator=torch.Generator().manual_seed(7),
+                                       **args)
     sizes = []
     for epoch in range(2):
         for batch in loader:
@@ -158,9 +159,10 @@ def _odd_epoch(rank, world_size):
             opt.step()
             sizes.append(batch.batch_size)
     loader.sampler.set_epoch(0)
-    again = [b.n_id[:b.batch_size] for b in loader]
-    loader.sampler.set_epoch(0)
-    return sizes, [b.n_id[:b.batch_size] for b in loader], again
+    again = [b.n_id for b in loader]
+    workers = graphbatch.NeighborLoader(data, [4, 2], num_workers=1,
+                                        generator=torch.Generator().manual_seed(7), **args)
+    return sizes, [b.n_id for b in workers], again
 
 
 def test_an_uneven_number_of_seeds_gives_equal_batch_counts():
@@ -168,8 +170,8 @@ def test_an_uneven_number_of_seeds_gives_equal_batch_counts():
     sizes = [s for s, _, _ in out]
     assert sizes[0] == [10, 10, 10, 4] * 2  # ceil(101 / 3) = 34 seeds per rank
     assert sizes[0] == sizes[1] == sizes[2]
-    for _, a, b in out:  # set_epoch replays an epoch
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    for _, a, b in out:  # set_epoch replays epoch 0, which a worker process samples alike
+        assert len(a) == len(b) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def _fail_mid_epoch(rank, world_size, how):
@@ -220,6 +222,9 @@ def _once_per_job(rank, world_size, tmp):
                                              sample_coverage=5, log=False, distributed=True)
     clusters = graphbatch.ClusterData(data, num_parts=6, log=False, distributed=True)
     loader = graphbatch.ClusterLoader(clusters, batch_size=2, shuffle=True, distributed=True)
+    links = graphbatch.LinkNeighborLoader(data, [3], batch_size=64, shuffle=True,
+                                          distributed=True)
+    link_ids = torch.cat([b.input_id for b in links])
     shared = graphbatch.distributed.shared_graph(counted(lambda: data, "build"), tmp)
     same = []
     for source, args in ((shared.data, shared.loader_args()), (data, {})):
@@ -228,7 +233,7 @@ def _once_per_job(rank, world_size, tmp):
     fields = ("x", "y", "edge_attr", "n_id", "e_id", "edge_index")
     equal = [all(torch.equal(a[k], b[k]) for k in fields) for a, b in zip(*same)]
     return (calls, saint.norm.node_norm, saint.norm.edge_norm, clusters.partition.part,
-            len(saint), len(loader), shared.graph._directory, equal)
+            len(saint), len(loader), shared.graph._directory, equal, link_ids)
 
 
 def test_work_one_rank_suffices_for_is_done_once(tmp_path):
@@ -241,6 +246,8 @@ def test_work_one_rank_suffices_for_is_done_once(tmp_path):
     assert out[0][5] == out[1][5] == 2  # 6 clusters, 2 a batch: 3 each, one batch of 2
     assert out[0][6] == out[1][6] == str(tmp_path / "graph" / "csc")  # mapped from the files
     assert out[0][7] == out[1][7] == [True] * 6
+    links = [set(o[8].tolist()) for o in out]  # the seed edges, dealt out
+    assert not links[0] & links[1] and len(links[0]) == len(links[1])
 
 
 def _build_fails_on_rank_zero(rank, world_size, tmp):

@@ -385,6 +385,19 @@ def test_same_seed_same_batches_any_num_workers(data, cfg):
         assert_same_batches(w0a[epoch], w2a[epoch], f"workers=0 vs workers=2, epoch {epoch}")
 
 
+@pytest.mark.parametrize("context", ["spawn", "forkserver"])
+def test_a_generator_and_spawned_workers(data, context):
+    """Workers that unpickle the loader (spawn, forkserver) never see its generator,
+    which they could not rebuild; the batches are those of no workers."""
+    runs = []
+    for nw in (0, 1):
+        loader = NeighborLoader(data, [4, 3], batch_size=128, shuffle=True, num_workers=nw,
+                                multiprocessing_context=context if nw else None,
+                                generator=torch.Generator().manual_seed(3))
+        runs.append(collect(loader))
+    assert_same_batches(runs[0], runs[1], f"workers=0 vs one {context} worker")
+
+
 def test_same_seed_same_batches_any_numba_thread_count(data):
     before = numba.get_num_threads()
     if numba.config.NUMBA_NUM_THREADS < 2:

@@ -158,6 +158,12 @@ class BatchLoader(torch.utils.data.DataLoader):
         super().__init__(ItemDataset(batches.num_inputs), batch_size=None, sampler=batches,
                          collate_fn=self.collate_fn, **kwargs)
 
+    def __getstate__(self) -> dict:
+        # Workers get the loader (collate_fn is its method) but never draw: the plans
+        # are made here. A torch.Generator does not survive pickling to spawn or
+        # forkserver workers (its state tensor fails to rebuild there).
+        return {**self.__dict__, "generator": None}
+
     @property
     def node_store(self) -> FeatureStore:
         """The node tables batches are gathered from, for ``data`` as it is now."""

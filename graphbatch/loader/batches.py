@@ -63,6 +63,10 @@ class SeededBatches:
         if distributed:
             self.share = self._rank_share()
 
+    def __getstate__(self) -> dict:
+        # See BatchLoader.__getstate__: workers never draw.
+        return {**self.__dict__, "generator": None}
+
     def _rank_share(self) -> ranks.RankShare:
         if self.sampler is not None:
             raise ValueError("distributed=True deals the inputs out to the ranks itself; "

@@ -66,7 +66,8 @@ class HaloLoader(BatchLoader):
         normalize: add self-loops and ``Â``'s weights as ``edge_weight``.
         graph: the topology of ``data`` (built when None); only with ``normalize=False``.
         **kwargs: ``batch_size`` (targets, or clusters, per batch), ``shuffle``,
-            ``drop_last``, ``generator`` and the other ``DataLoader`` arguments, and
+            ``drop_last``, ``generator`` and the other ``DataLoader`` arguments,
+            ``distributed`` (this rank's share of the targets or clusters), and
             ``node_store``, ``device``, ``prefetch``, ``prefetch_threads``, ``transform``,
             ``filter_per_worker`` as for :class:`~graphbatch.loader.base.BatchLoader`.
     """

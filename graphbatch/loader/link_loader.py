@@ -83,8 +83,10 @@ class LinkNeighborLoader(BatchLoader):
             (replaces ``num_neighbors`` ... ``weight_attr``).
         graph: a prebuilt :class:`CSCGraph` of ``data`` to reuse across loaders.
         **kwargs: ``torch.utils.data.DataLoader`` arguments (``batch_size``, ``shuffle``,
-            ``drop_last``, ``num_workers``, ``generator``, ``sampler``, ...), and PyG's
-            ``input_id``: ``[L]`` integer ids of the pairs, reported as ``input_id``.
+            ``drop_last``, ``num_workers``, ``generator``, ``sampler``, ...), PyG's
+            ``input_id``: ``[L]`` integer ids of the pairs, reported as ``input_id``,
+            and ``distributed`` (this rank's share of the pairs, as for
+            :class:`~graphbatch.loader.neighbor_loader.NeighborLoader`).
     """
 
     def __init__(

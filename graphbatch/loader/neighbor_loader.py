@@ -59,8 +59,10 @@ class NeighborLoader(BatchLoader):
         graph: a prebuilt :class:`CSCGraph` of ``data`` to reuse across loaders.
         **kwargs: ``torch.utils.data.DataLoader`` arguments (``batch_size``, ``shuffle``,
             ``drop_last``, ``num_workers``, ``persistent_workers``, ``pin_memory``,
-            ``generator``, ``sampler``, ...), and PyG's ``input_id``: ``[B]`` integer ids
-            of the ``B`` input nodes, reported as the batches' ``input_id``.
+            ``generator``, ``sampler``, ...), PyG's ``input_id``: ``[B]`` integer ids
+            of the ``B`` input nodes, reported as the batches' ``input_id``, and
+            ``distributed``: take this rank's share of each epoch under
+            ``torch.distributed`` (:class:`~graphbatch.loader.batches.SeededBatches`).
 
     A ``HeteroData`` makes a
     :class:`~graphbatch.loader.hetero_loader.HeteroNeighborLoader` (a subclass), which

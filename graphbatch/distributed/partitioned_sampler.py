@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphbatch._validate import as_index_tensor, check_node_range
 from graphbatch.distributed import _partition_kernels as PK
 from graphbatch.distributed.exchange import Exchange, ExchangeError
 from graphbatch.distributed.partition import GraphShard
@@ -106,17 +105,11 @@ class PartitionedNeighborSampler(HopSampler[SampledSubgraph]):
     def sample(self, seeds: Union[Tensor, BatchPlan], seed: int = 0, batch: int = 0
                ) -> SampledSubgraph:
         """The subgraph around ``seeds`` ([B] int64 global node ids, any owner) or a
-        loader's plan; ``seed`` and ``batch`` fix the randomness as in
-        :meth:`NeighborSampler.sample <graphbatch.sampling.neighbor.NeighborSampler.sample>`.
-        A collective; :attr:`last_stats` then tells what it exchanged."""
+        loader's plan, as :meth:`HopSampler.sample
+        <graphbatch.sampling.neighbor.HopSampler.sample>`. A collective;
+        :attr:`last_stats` then tells what it exchanged."""
         self.last_stats = SampleStats()
-        if isinstance(seeds, BatchPlan):
-            return self.sample_unchecked(seeds.items, seeds.epoch_seed, seeds.index)
-        seeds = as_index_tensor(seeds, "seeds")
-        if seeds.numel() == 0:
-            raise ValueError("seeds must hold at least one node, got an empty tensor")
-        check_node_range(seeds, self.graph.num_nodes, "seeds")
-        return self.sample_unchecked(seeds, int(seed), int(batch))
+        return super().sample(seeds, seed, batch)
 
     def _pick_hop(self, hop: int, frontier: np.ndarray, key: int, first_local: int,
                   tree: np.ndarray, stride: int

@@ -27,7 +27,7 @@ from graphbatch._validate import as_int
 from graphbatch.distributed.exchange import Exchange
 from graphbatch.distributed.partition import GraphShard
 from graphbatch.distributed.partitioned_sampler import check_shard_rank
-from graphbatch.features import FeatureStore
+from graphbatch.features.elsewhere import RowsElsewhere
 
 _I64 = 8  # bytes of an id
 
@@ -63,7 +63,7 @@ def halo_frequency(shard: GraphShard) -> tuple[np.ndarray, np.ndarray]:
     return nodes[order], edges[order]
 
 
-class PartitionedFeatures(FeatureStore):
+class PartitionedFeatures(RowsElsewhere):
     """The node tables of a partitioned graph, gathered by global id; see the module
     docstring. ``gather_all`` is a collective: every rank must call it, once per batch,
     in the same order (:class:`~graphbatch.distributed.partitioned_loader.DistNeighborLoader`
@@ -91,7 +91,6 @@ class PartitionedFeatures(FeatureStore):
         self.shard = shard
         self.exchange = exchange
         self.num_rows = shard.num_nodes
-        self.pin = False
         self._names = names
         self._local = {name: shard.tables[name].contiguous() for name in names}
         # Each table's row as bytes, so one message carries every table's rows.
@@ -106,13 +105,6 @@ class PartitionedFeatures(FeatureStore):
         #: Of the last gather (by the one thread that gathers).
         self.last_stats = FetchStats()
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._names)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._names
-
     def __getitem__(self, name: str) -> Tensor:
         raise NotImplementedError(
             f"table {name!r} is partitioned across the ranks: gather rows by id instead")
@@ -124,21 +116,6 @@ class PartitionedFeatures(FeatureStore):
     def __getstate__(self) -> dict:
         raise TypeError("PartitionedFeatures holds a process group; it cannot be pickled "
                         "(worker processes cannot fetch rows)")
-
-    def share_memory_(self) -> "PartitionedFeatures":
-        return self
-
-    def release(self) -> None:
-        pass
-
-    def gather(self, name: str, index: object, device: Optional[torch.device] = None) -> Tensor:
-        if name not in self._names:
-            raise KeyError(f"no table {name!r}; the shard holds {self._names}")
-        return self.gather_unchecked(name, self.check_index(index), device)
-
-    def gather_unchecked(self, name: str, index: Tensor,
-                         device: Optional[torch.device] = None) -> Tensor:
-        return self.gather_all(index, device, [name])[name]
 
     def gather_all(self, index: Tensor, device: Optional[torch.device] = None,
                    names: Optional[list[str]] = None) -> dict[str, Tensor]:

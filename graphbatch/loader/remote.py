@@ -19,7 +19,7 @@ from torch_geometric.data import Data
 from torch_geometric.data import FeatureStore as PyGFeatureStore
 from torch_geometric.data import GraphStore as PyGGraphStore
 
-from graphbatch.features import FeatureStore
+from graphbatch.features.elsewhere import RowsElsewhere
 
 
 def is_remote(data: Any) -> bool:
@@ -28,7 +28,7 @@ def is_remote(data: Any) -> bool:
             and isinstance(data[0], PyGFeatureStore) and isinstance(data[1], PyGGraphStore))
 
 
-class RemoteNodeFeatures(FeatureStore):
+class RemoteNodeFeatures(RowsElsewhere):
     """The node attributes of a PyG ``FeatureStore`` (group ``None``) through
     graphbatch's :class:`~graphbatch.features.FeatureStore` interface: gathers are
     requests to the user's store, one ``multi_get_tensor`` per batch."""
@@ -37,15 +37,7 @@ class RemoteNodeFeatures(FeatureStore):
         attrs = [a for a in store.get_all_tensor_attrs() if a.group_name is None]
         self.remote = store
         self.num_rows = num_rows
-        self.pin = False
         self._names = [a.attr_name for a in attrs]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._names)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._names
 
     def __getitem__(self, name: str) -> Tensor:
         return self.remote.get_tensor(group_name=None, attr_name=name, index=None)
@@ -58,21 +50,6 @@ class RemoteNodeFeatures(FeatureStore):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-
-    def share_memory_(self) -> "RemoteNodeFeatures":
-        return self
-
-    def release(self) -> None:
-        pass
-
-    def gather(self, name: str, index: object, device: Optional[torch.device] = None) -> Tensor:
-        if name not in self._names:
-            raise KeyError(f"no table {name!r}; the store holds {self._names}")
-        return self.gather_unchecked(name, self.check_index(index), device)
-
-    def gather_unchecked(self, name: str, index: Tensor,
-                         device: Optional[torch.device] = None) -> Tensor:
-        return self.gather_all(index, device, [name])[name]
 
     def gather_all(self, index: Tensor, device: Optional[torch.device] = None,
                    names: Optional[list[str]] = None) -> dict[str, Tensor]:

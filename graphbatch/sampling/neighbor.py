@@ -88,6 +88,23 @@ class HopSampler(Generic[Sampled]):
         if subgraph_type == "induced":
             graph.oriented()  # built here, so that worker processes share it
 
+    def sample(self, seeds: Union[Tensor, BatchPlan], seed: int = 0, batch: int = 0
+               ) -> Sampled:
+        """Samples the subgraph around ``seeds`` ([B] int64 node ids), or around the
+        items of a loader's :class:`~graphbatch.sampling.plan.BatchPlan` (validated
+        when the loader was made).
+
+        ``seed`` and ``batch`` (a plan's ``epoch_seed`` and ``index``) fix the
+        randomness: equal arguments give equal results whatever the number of threads.
+        """
+        if isinstance(seeds, BatchPlan):
+            return self.sample_unchecked(seeds.items, seeds.epoch_seed, seeds.index)
+        seeds = as_index_tensor(seeds, "seeds")
+        if seeds.numel() == 0:
+            raise ValueError("seeds must hold at least one node, got an empty tensor")
+        check_node_range(seeds, self.graph.num_nodes, "seeds")
+        return self.sample_unchecked(seeds, int(seed), int(batch))
+
     def sample_unchecked(self, seeds: Tensor, seed: int, batch: int) -> Sampled:
         """:meth:`sample` for seeds already validated: non-empty int64 (global) node
         ids, in range."""
@@ -241,23 +258,6 @@ class NeighborSampler(HopSampler[SampledSubgraph]):
             if t is not None:
                 t.share_memory_()
         return self
-
-    def sample(self, seeds: Union[Tensor, BatchPlan], seed: int = 0, batch: int = 0
-               ) -> SampledSubgraph:
-        """Samples the subgraph around ``seeds`` ([B] int64 node ids), or around the
-        items of a loader's :class:`~graphbatch.sampling.plan.BatchPlan` (validated
-        when the loader was made).
-
-        ``seed`` and ``batch`` (a plan's ``epoch_seed`` and ``index``) fix the
-        randomness: equal arguments give equal results whatever the number of threads.
-        """
-        if isinstance(seeds, BatchPlan):
-            return self.sample_unchecked(seeds.items, seeds.epoch_seed, seeds.index)
-        seeds = as_index_tensor(seeds, "seeds")
-        if seeds.numel() == 0:
-            raise ValueError("seeds must hold at least one node, got an empty tensor")
-        check_node_range(seeds, self.graph.num_nodes, "seeds")
-        return self.sample_unchecked(seeds, int(seed), int(batch))
 
     def _pick_hop(self, hop: int, frontier: np.ndarray, key: int, first_local: int,
                   tree: np.ndarray, stride: int

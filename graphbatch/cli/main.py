@@ -6,8 +6,8 @@ import functools
 import sys
 
 from graphbatch.cli import (
-    cluster_bench, datasets_cmd, gather_bench, hetero_bench, lazy_bench, link_bench,
-    pipeline_bench, report_cmd, saint_bench, sampler_bench, train_bench,
+    cluster_bench, datasets_cmd, distributed_bench, gather_bench, hetero_bench, lazy_bench,
+    link_bench, pipeline_bench, report_cmd, saint_bench, sampler_bench, train_bench,
 )
 from graphbatch.cli._args import run_check
 
@@ -23,6 +23,9 @@ MICRO_BENCHES = {
     "link": (link_bench, "link-level loading (LinkNeighborLoader) against PyG's loader"),
     "hetero": (hetero_bench, "heterogeneous neighbor sampling (3 node, 6 edge types) "
                "against PyG's loader"),
+    "distributed": (distributed_bench, "data-parallel training on 1, 2, 4 processes: the "
+                    "graph shared per machine, copied per process, or partitioned (METIS, "
+                    "random): scaling, memory, locality"),
 }
 
 

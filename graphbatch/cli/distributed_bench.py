@@ -67,7 +67,6 @@ from __future__ import annotations
 import argparse
 import os
 import queue as queue_module
-import re
 import socket
 import tempfile
 import time
@@ -85,7 +84,7 @@ from torch import Tensor
 
 from graphbatch.cli import results
 from graphbatch.cli._args import add_check, nonnegative_int, positive_int
-from graphbatch.cli.harness.measure import _status_kib
+from graphbatch.cli.harness.measure import proc_kib
 from graphbatch.cli.report import Cell, formatted, number, print_table
 from graphbatch.distributed.partition import METHODS
 
@@ -197,14 +196,9 @@ class Job:
 
 def _memory_mib() -> dict[str, float]:
     """This process's peak and current RSS and its PSS, in MiB (0 where unreadable)."""
-    try:
-        with open("/proc/self/smaps_rollup") as f:
-            match = re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M)
-    except OSError:
-        match = None
-    return {"peak_rss_mib": (_status_kib("VmHWM") or 0) / 1024,
-            "rss_mib": (_status_kib("VmRSS") or 0) / 1024,
-            "pss_mib": int(match.group(1)) / 1024 if match else 0.0}
+    return {"peak_rss_mib": (proc_kib("VmHWM") or 0) / 1024,
+            "rss_mib": (proc_kib("VmRSS") or 0) / 1024,
+            "pss_mib": (proc_kib("Pss", "/proc/self/smaps_rollup") or 0) / 1024}
 
 
 def _loader(job: Job, rank: int):

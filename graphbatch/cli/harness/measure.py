@@ -57,9 +57,11 @@ class StageTimer:
 _STATUS = "/proc/self/status"
 
 
-def _status_kib(field: str) -> Optional[int]:
+def proc_kib(field: str, path: str = _STATUS) -> Optional[int]:
+    """Field ``field`` (kB) of a ``/proc/self`` file of ``Field:  123 kB`` lines
+    (``status``, ``smaps_rollup``), or None where it cannot be read."""
     try:
-        with open(_STATUS) as f:
+        with open(path) as f:
             match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M)
     except OSError:
         return None
@@ -92,13 +94,13 @@ class PeakMemory:
 
     def __enter__(self) -> "PeakMemory":
         self.scope = "run" if _reset_peak_rss() else "process"
-        self.start_mib = (_status_kib("VmRSS") or 0) / 1024
+        self.start_mib = (proc_kib("VmRSS") or 0) / 1024
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.peak_mib = (_status_kib("VmHWM") or 0) / 1024
+        self.peak_mib = (proc_kib("VmHWM") or 0) / 1024
         self.cuda_peak_mib = (torch.cuda.max_memory_allocated(self.device) / 2**20
                               if self.device.type == "cuda" else None)
 

@@ -109,6 +109,9 @@ def main():
             print(f'Epoch: {epoch:02d}, Loss: {float(total[0] / total[1]):.4f}, '
                   f'Val: {float(counts[0] / counts[1]):.4f}, '
                   f'Test: {float(counts[2] / counts[3]):.4f}')
+    # Every rank past its last collective before any leaves: a rank tearing its
+    # process group down while a peer's is still in use can leave that peer stuck.
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -50,6 +50,8 @@ def _child(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
     import torch
     import torch.distributed as dist
 
+    from graphbatch import ranks
+
     os.environ.update(env)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
                       LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
@@ -66,11 +68,7 @@ def _child(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
     # As bytes: a tensor put as is travels as a shared-memory handle, which dies with
     # this process if it exits before the parent has read it.
     queue.put(pickle.dumps(result))
-    if dist.is_initialized():
-        try:
-            dist.destroy_process_group()
-        except Exception:  # noqa: BLE001 -- a peer may be gone already
-            pass
+    ranks.leave(finished=result.error_type is None)
 
 
 def run_ranks(fn: Callable, world_size: int, args: tuple = (), deadline_s: float = 240.0,

@@ -262,3 +262,28 @@ def test_shared_graph_build_error_reaches_every_rank(tmp_path):
     results = run_ranks(_build_fails_on_rank_zero, 2, (str(tmp_path / "g"),), deadline_s=60)
     assert results[0].error_type == "OSError"
     assert results[1].error_type == "RuntimeError" and "dataset missing" in results[1].error
+
+
+def _mapping_fails_on_rank_one(rank, world_size, tmp):
+    """As on a second machine where LOCAL_RANK says 1: nothing written there to map."""
+    os.environ["LOCAL_RANK"] = str(rank)
+    graphbatch.distributed.shared_graph(lambda: make_graph(50, 200), f"{tmp}/{rank}")
+
+
+def test_shared_graph_mapping_error_reaches_every_rank(tmp_path):
+    results = run_ranks(_mapping_fails_on_rank_one, 2, (str(tmp_path),), deadline_s=60)
+    assert results[1].error_type == "ValueError" and "holds no saved graph" in results[1].error
+    assert results[0].error_type == "RuntimeError"
+    assert "mapping the graph's files failed on rank 1" in results[0].error
+
+
+def _unpicklable_on_rank_zero(rank, world_size):
+    from graphbatch.ranks import on_rank_zero
+    on_rank_zero(lambda: (lambda: None))  # a lambda does not pickle
+
+
+def test_a_result_rank_zero_cannot_send_fails_every_rank():
+    results = run_ranks(_unpicklable_on_rank_zero, 2, deadline_s=60)
+    assert not any(r.hung for r in results)
+    assert results[0].error_type in ("PicklingError", "AttributeError"), results[0].error
+    assert results[1].error_type == "RuntimeError" and "rank 0 failed" in results[1].error

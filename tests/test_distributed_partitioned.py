@@ -25,6 +25,7 @@ from graphbatch.distributed.partitioned_sampler import PartitionedNeighborSample
 from graphbatch.distributed.remote_features import PartitionedFeatures, halo_frequency
 from graphbatch.graph import CSCGraph
 from graphbatch.loader.batches import SeededBatches
+from graphbatch.ranks import RankShare
 from graphbatch.sampling.neighbor import NeighborSampler
 
 #: (fanouts, replace) of the equality checks.
@@ -216,9 +217,12 @@ def _loader_epoch(rank: int, world: int, method: str, cache_rows: int,
                                 shuffle=True, drop_last=True, cache_rows=cache_rows,
                                 generator=torch.Generator().manual_seed(11),
                                 prefetch=prefetch)
+    # The epochs' seed, drawn from rank 0's generator; each rank's epoch seed mixes in
+    # its rank.
+    base = int(torch.randint(0, 2**62, (), generator=torch.Generator().manual_seed(11)))
     plans = SeededBatches(loader.input_nodes.numel(), batch_size=16, shuffle=True,
-                          drop_last=True, generator=torch.Generator().manual_seed(11),
-                          inputs=loader.input_nodes)
+                          drop_last=True, inputs=loader.input_nodes,
+                          share=RankShare(rank, world, base, deal=False))
     plans.new_epoch()
     single = NeighborSampler(graph, [5, 3])
     seeds = []
@@ -262,6 +266,9 @@ def _loaders(rank: int, world: int) -> dict:
         DistNeighborLoader(shard, [2], input_nodes=torch.arange(201), batch_size=100 + rank)
     with pytest.raises(ValueError, match=r"num_neighbors: rank 0: \[2\], rank 1: \[3\]"):
         DistNeighborLoader(shard, [2 + rank])
+    # Rows of every table travel packed together: the ranks must agree on their layout.
+    with pytest.raises(ValueError, match="node_tables: rank 0: .*'x'.*'y'.*rank 1: .*'y'.*'x'"):
+        DistNeighborLoader(shard, [2], node_tables=["x", "y"][::1 - 2 * rank])
     return out
 
 
@@ -283,6 +290,46 @@ def test_loader_batches_equal_single_machine_and_metis_is_more_local():
         assert c["local_share"] == m["local_share"]  # the same batches
     # The seeds of a rank are mostly its own with METIS (own first).
     assert all(r["metis"]["own"] > 0.9 for r in results)
+
+
+def _stop_early_and_replay(rank: int, world: int) -> dict:
+    """Every rank leaves epochs early, alike (``break``; ``next(iter(...))``) with the
+    prefetch thread ahead; whole epochs still follow, and ``set_epoch`` replays one."""
+    data = small_graph()
+    shard = make_shard(data, partition_graph(data, world, method="random"), rank)
+    loader = DistNeighborLoader(shard, [4, 4], batch_size=10, shuffle=True, prefetch=2)
+    for i, _ in enumerate(loader):
+        # Rank 0 consumes slowly, so its prefetch thread is as far ahead as it goes,
+        # while rank 1's is in the middle of the next batch's exchanges when it breaks.
+        time.sleep(0.5 if rank == 0 else 0.0)
+        if i == 1:
+            break
+    next(iter(loader))
+    loader.sampler.set_epoch(7)
+    first = [b.n_id for b in loader]
+    loader.sampler.set_epoch(7)
+    again = [b.n_id for b in loader]
+    return {"batches": len(first), "replayed": all(map(torch.equal, first, again)),
+            "epoch_seed": loader.batches._epoch[0].epoch_seed}
+
+
+def test_ranks_may_stop_an_epoch_early_alike():
+    out = values(run_ranks(_stop_early_and_replay, 2, deadline_s=DEADLINE_S,
+                           collective_timeout_s=15.0))
+    assert [o["batches"] for o in out] == [15, 15] and all(o["replayed"] for o in out)
+    assert out[0]["epoch_seed"] != out[1]["epoch_seed"]  # ranks sample independently
+
+
+def _out_of_step(rank: int, world: int) -> None:
+    data = small_graph()
+    shard = make_shard(data, partition_graph(data, world, method="random"), rank)
+    sampler = PartitionedNeighborSampler(shard, [3], Exchange())
+    sampler.sample(torch.arange(5), seed=1, batch=rank)
+
+
+def test_ranks_out_of_step_are_caught():
+    for r in run_ranks(_out_of_step, 2, deadline_s=DEADLINE_S):
+        assert r.error_type == "ExchangeError" and "out of lockstep" in r.error, r
 
 
 def _three_ranks(rank: int, world: int) -> int:

@@ -222,3 +222,23 @@ def test_loading_a_graph_from_a_wrong_directory_names_it(tmp_path):
     np.save(tmp_path / "perm.npy", np.array([0.0]))
     with pytest.raises(ValueError, match="perm.npy holds float64"):
         CSRGraph.load(tmp_path)
+
+
+@pytest.mark.parametrize("context", ["spawn", "forkserver"])
+def test_workers_keep_a_saved_graph_mapped(tmp_path, context):
+    """A loader of a graph mapped from files starts workers that map the files too:
+    nothing of it is copied into shared memory."""
+    from graphbatch import NeighborLoader
+    from graphbatch.distributed import load_graph, save_graph
+
+    data = make_graph(200, 900)
+    save_graph(data, tmp_path / "g")
+    shared = load_graph(tmp_path / "g")
+    loader = NeighborLoader(shared.data, [3, 2], batch_size=50, num_workers=1,
+                            multiprocessing_context=context, **shared.loader_args())
+    batches = list(loader)
+    assert len(batches) == 4 and torch.equal(batches[0].x, data.x[batches[0].n_id])
+    for t in (shared.data.x, shared.data.edge_index, *shared.graph.numpy()):
+        t = torch.as_tensor(t)
+        assert not t.is_shared()
+    assert shared.graph._directory is not None

@@ -82,6 +82,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
+from graphbatch import ranks
 from graphbatch.cli import results
 from graphbatch.cli._args import add_check, nonnegative_int, positive_int
 from graphbatch.cli.harness.measure import proc_kib
@@ -277,14 +278,11 @@ def _rank_main(rank: int, job: Job, port: int, queue) -> None:
             locality = loader.locality()
             out.update({k: locality[k] for k in LOCALITY_KEYS})
         queue.put((rank, {**out, **_memory_mib()}))
+        finished = True
     except BaseException as exc:  # noqa: BLE001 -- raised by the parent, with every rank's
         queue.put((rank, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-    finally:
-        if dist.is_initialized():
-            try:
-                dist.destroy_process_group()
-            except Exception:  # noqa: BLE001 -- a peer may be gone already
-                pass
+        finished = False
+    ranks.leave(finished)
 
 
 def _free_port() -> int:

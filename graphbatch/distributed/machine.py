@@ -17,7 +17,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -121,15 +121,30 @@ def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", rank))
 
 
+def _raise_on_all(error: Optional[BaseException], what: str) -> None:
+    """Raises on every rank if any rank's step ``what`` failed (``error``): a collective,
+    so that no rank goes on to the next collective alone."""
+    _, world_size = ranks.world()
+    errors: list[Any] = [None] * world_size
+    dist.all_gather_object(errors, None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+    if failed:
+        raise RuntimeError(f"shared_graph: {what} failed on " + "; ".join(
+            f"rank {r} ({e})" for r, e in failed))
+
+
 def shared_graph(build: Callable[[], Data], directory: Union[str, Path],
                  reuse: bool = False) -> SharedGraph:
     """The graph ``build()`` returns, built by one process per machine and mapped by all.
 
-    Call it on every rank (it is a collective): local rank 0 (``LOCAL_RANK``, as
-    torchrun sets it) calls ``build`` and writes the result to ``directory`` (a path
-    on the machine's own disk, or under ``/dev/shm``); the other ranks never load the
-    dataset. After a barrier every rank maps the files. An error in ``build`` is
-    raised on every rank.
+    Call it on every rank (it is a collective; on nccl, after
+    ``torch.cuda.set_device``, as for any object collective): local rank 0
+    (``LOCAL_RANK``, as torchrun sets it) calls ``build`` and writes the result to
+    ``directory`` (a path on the machine's own disk, or under ``/dev/shm``); the other
+    ranks never load the dataset. After a barrier every rank maps the files. An error
+    in ``build``, or in mapping the files on any rank, is raised on every rank.
 
     Args:
         build: makes the ``Data`` (loads a dataset, generates a graph).
@@ -142,15 +157,13 @@ def shared_graph(build: Callable[[], Data], directory: Union[str, Path],
     if _local_rank() == 0 and not (reuse and (directory / _MANIFEST).is_file()):
         try:
             save_graph(build(), directory)
-        except Exception as exc:  # noqa: BLE001 -- raised below, on every rank
+        except Exception as exc:  # noqa: BLE001 -- raised on every rank
             error = exc
-    _, world_size = ranks.world()
-    errors: list[Any] = [None] * world_size
-    dist.all_gather_object(errors, None if error is None else f"{type(error).__name__}: {error}")
-    if error is not None:
-        raise error
-    failed = [(r, e) for r, e in enumerate(errors) if e is not None]
-    if failed:
-        raise RuntimeError("shared_graph: building the graph failed on " + "; ".join(
-            f"rank {r} ({e})" for r, e in failed))
-    return load_graph(directory)
+    _raise_on_all(error, "building the graph")
+    shared = None
+    try:
+        shared = load_graph(directory)
+    except Exception as exc:  # noqa: BLE001 -- raised on every rank
+        error = exc
+    _raise_on_all(error, "mapping the graph's files")
+    return shared

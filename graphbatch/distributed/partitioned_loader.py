@@ -11,7 +11,7 @@ the single-machine :class:`~graphbatch.loader.neighbor_loader.NeighborLoader`'s.
 **Lockstep.** Every rank must issue the same collectives in the same order, so:
 
 - every rank runs the same number of batches: the training inputs are split evenly
-  (sizes differ by at most one), each rank keeping its own part's inputs first
+  (padded to equal sizes), each rank keeping its own part's inputs first
   (:func:`split_inputs`, as DGL's ``node_split(force_even=True)``), and the batch
   counts (and the inputs, fanouts and graph) are compared across ranks when the
   loader is made, which raises on every rank, naming each rank's values, if they
@@ -19,9 +19,11 @@ the single-machine :class:`~graphbatch.loader.neighbor_loader.NeighborLoader`'s.
 - collectives come from one thread per rank, in batch order: batches are made by at
   most one prefetch thread, never by DataLoader worker processes (``num_workers > 0``
   and ``pin_memory`` are refused);
-- every rank consumes whole epochs: a rank leaving an epoch early stops calling
-  collectives (its prefetch thread after the batch it is making), and its peers end
-  theirs with an error when the timeout runs out;
+- every rank consumes as many batches of an epoch: ranks may all leave an epoch after
+  the same batch (``break``, ``next(iter(loader))``), as the prefetch thread then
+  makes every batch it could have made ahead, on every rank alike, before it stops;
+  a rank leaving alone stops calling collectives, and its peers end theirs with an
+  error when the timeout runs out;
 - a batch that fails on a rank (an exchange error, or any other) stops that rank's
   exchanges for good (:meth:`Exchange.guard <graphbatch.distributed.exchange.Exchange.guard>`),
   and reaches the training loop as the exception, raised by ``next``.
@@ -181,11 +183,8 @@ class DistNeighborLoader(NeighborLoader):
             raise TypeError(f"shard must be a GraphShard, got {type(shard).__name__}")
         if group is not None and timeout is not None:
             raise ValueError("timeout applies to the group made here; give group or timeout")
-        if group is None:
-            group = data_group(timeout)
-        self.exchange = Exchange(group)
-        self.neighbor_sampler = PartitionedNeighborSampler(
-            shard, num_neighbors, self.exchange, replace, subgraph_type, disjoint)
+        # Everything that can be checked alone is checked before the first collective:
+        # a rank raising after it would leave the others waiting for the timeout.
         self.shard = shard
         every = resolve_input_nodes(input_nodes, shard.num_nodes)
         share = split_inputs(every, shard.book.part, shard.rank, shard.num_parts)
@@ -193,14 +192,25 @@ class DistNeighborLoader(NeighborLoader):
         self.input_id = self._input_ids(kwargs.pop("input_id", None), every, share,
                                         isinstance(input_nodes, Tensor)
                                         and input_nodes.dtype == torch.bool)
+        tables = list(shard.tables) if node_tables is None else list(node_tables)
+        if group is None:
+            group = data_group(timeout)
+        self.exchange = Exchange(group)
+        self.neighbor_sampler = PartitionedNeighborSampler(
+            shard, num_neighbors, self.exchange, replace, subgraph_type, disjoint)
+        # The shares differ by rank (each keeps its own part's inputs), so they are not
+        # dealt out again; the epochs are drawn as distributed=True draws them.
         batches = SeededBatches(
             self.input_nodes.numel(),
             batch_size=check_positive_int(kwargs.pop("batch_size", 1), "batch_size"),
             shuffle=bool(kwargs.pop("shuffle", False)),
             drop_last=bool(kwargs.pop("drop_last", False)),
-            generator=kwargs.get("generator"), inputs=self.input_nodes)
-        self._check_lockstep(every, batches)
-        store = PartitionedFeatures(shard, self.exchange, cache_rows, node_tables)
+            generator=kwargs.get("generator"), inputs=self.input_nodes,
+            share=ranks.RankShare(shard.rank, shard.num_parts,
+                                  ranks.common_seed(kwargs.get("generator"), group),
+                                  deal=False))
+        self._check_lockstep(every, batches, tables)
+        store = PartitionedFeatures(shard, self.exchange, cache_rows, tables)
         self.stats: list[BatchStats] = []
         skeleton = Data(num_nodes=shard.num_nodes)
         self._start(skeleton, batches, transform=transform,
@@ -221,7 +231,8 @@ class DistNeighborLoader(NeighborLoader):
                              f"({every.numel()}), got {input_id.numel()}")
         return input_id[share]
 
-    def _check_lockstep(self, every: Tensor, batches: SeededBatches) -> None:
+    def _check_lockstep(self, every: Tensor, batches: SeededBatches, tables: list[str]
+                        ) -> None:
         """Raises ValueError on every rank unless all ranks run the same batches of the
         same sampling on the same graph and inputs (a collective)."""
         sampler = self.neighbor_sampler
@@ -233,7 +244,15 @@ class DistNeighborLoader(NeighborLoader):
             "replace": sampler.replace,
             "num_nodes": self.shard.num_nodes,
             "partition_book": digest(self.shard.book.part.numpy()),
+            # The rows of every table travel packed in one message, unpacked by layout.
+            "node_tables": [(n, str(self.shard.tables[n].dtype),
+                             tuple(self.shard.tables[n].shape[1:]))
+                            if n in self.shard.tables else (n, None, None) for n in tables],
         }, group=self.exchange.group)
+
+    #: Making a batch is a collective: a prefetcher stopped early still makes the
+    #: batches it could have made ahead (:class:`~graphbatch.loader.prefetch.Prefetcher`).
+    lockstep = True
 
     def collate_fn(self, plan: BatchPlan) -> Any:
         with self.exchange.guard():

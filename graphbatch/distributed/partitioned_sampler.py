@@ -111,6 +111,10 @@ class PartitionedNeighborSampler(HopSampler[SampledSubgraph]):
         self.last_stats = SampleStats()
         return super().sample(seeds, seed, batch)
 
+    def sample_unchecked(self, seeds: Tensor, seed: int, batch: int) -> SampledSubgraph:
+        self._batch = batch  # sent with each hop's requests, to catch ranks out of step
+        return super().sample_unchecked(seeds, seed, batch)
+
     def _pick_hop(self, hop: int, frontier: np.ndarray, key: int, first_local: int,
                   tree: np.ndarray, stride: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -120,13 +124,15 @@ class PartitionedNeighborSampler(HopSampler[SampledSubgraph]):
         owner = self.graph.book.part.numpy()[frontier]
         order = np.argsort(owner, kind="stable")  # frontier positions grouped by owner
         send_counts = np.bincount(owner, minlength=world).astype(np.int64)
-        header = np.empty((world, 3), dtype=np.int64)
-        header[:, 0], header[:, 1], header[:, 2] = send_counts, key, hop
+        header = np.empty((world, 4), dtype=np.int64)
+        header[:, 0], header[:, 1], header[:, 2], header[:, 3] = send_counts, key, hop, self._batch
         got = ex.counts(header, f"hop {hop}'s request counts")
-        if (got[:, 2] != hop).any():
-            s = int(np.flatnonzero(got[:, 2] != hop)[0])
-            raise ExchangeError(f"rank {ex.rank}: rank {s} sent its hop {int(got[s, 2])} "
-                                f"requests during hop {hop}; the ranks are out of lockstep")
+        behind = (got[:, 2] != hop) | (got[:, 3] != self._batch)
+        if behind.any():
+            s = int(np.flatnonzero(behind)[0])
+            raise ExchangeError(f"rank {ex.rank}: rank {s} sent the requests of batch "
+                                f"{int(got[s, 3])}, hop {int(got[s, 2])} with those of batch "
+                                f"{self._batch}, hop {hop}; the ranks are out of lockstep")
         recv_counts = got[:, 0].copy()
         requests = np.stack([frontier[order], order])  # [2, f]: node, frontier position
         recv = ex.rows(torch.from_numpy(requests.T.copy()), send_counts, recv_counts,

@@ -165,11 +165,14 @@ class PartitionedFeatures(RowsElsewhere):
             for table, n in zip(self._local.values(), self._row_elems)], dim=1)
         # Replies: as many rows back as ids came (sizes known to both sides).
         got = ex.rows(packed, recv_counts, send_counts, f"{what}: rows")
-        rows = torch.empty_like(got)
-        rows[torch.from_numpy(order)] = got  # back in the order of ids
+        del packed
+        # Each table's bytes, back in the order of ids, one table at a time: one copy
+        # of the reply at most besides it.
+        back = torch.empty(order.shape[0], dtype=torch.int64)
+        back[torch.from_numpy(order)] = torch.arange(order.shape[0])
         out, start = {}, 0
         for (name, table), nbytes in zip(self._local.items(), self._row_bytes):
-            part = rows[:, start:start + nbytes].contiguous().view(table.dtype)
+            part = got[:, start:start + nbytes][back].view(table.dtype)
             out[name] = part.view(ids.shape[0], *table.shape[1:])
             start += nbytes
         return out

@@ -159,10 +159,16 @@ class BatchLoader(torch.utils.data.DataLoader):
                          collate_fn=self.collate_fn, **kwargs)
 
     def __getstate__(self) -> dict:
-        # Workers get the loader (collate_fn is its method) but never draw: the plans
-        # are made here. A torch.Generator does not survive pickling to spawn or
-        # forkserver workers (its state tensor fails to rebuild there).
-        return {**self.__dict__, "generator": None}
+        # What worker processes get (collate_fn is a method of the loader). They never
+        # draw: the plans are made here, and a torch.Generator does not survive pickling
+        # to spawn or forkserver workers (its state tensor fails to rebuild there).
+        # Without filter_per_worker they only sample: the graph's attributes and
+        # stores stay here (pickling would move them to shared memory, copying
+        # memory-mapped tables whole).
+        state = {**self.__dict__, "generator": None}
+        if not self.filter_per_worker:
+            state.update(data=None, stores=None)
+        return state
 
     @property
     def node_store(self) -> FeatureStore:
@@ -197,6 +203,9 @@ class BatchLoader(torch.utils.data.DataLoader):
             in_worker = torch.utils.data.get_worker_info() is not None
             return self.filter_fn(out, plan, device=None if in_worker else self.device)
         return out, plan
+
+    #: Whether making a batch is a collective of the ranks (see :class:`Prefetcher`).
+    lockstep = False
 
     #: Makes a batch of ``(data, out, node store, edge store, device)``; loaders of
     #: other data (``HeteroData``) put their own.
@@ -247,7 +256,8 @@ class BatchLoader(torch.utils.data.DataLoader):
         else:
             source, produce = it, self._finish
         return Prefetcher(source, produce, self.prefetch, self.device, len(self),
-                          self.prefetch_threads, self.prefetch_bytes, self._batch_nbytes)
+                          self.prefetch_threads, self.prefetch_bytes, self._batch_nbytes,
+                          lockstep=self.lockstep)
 
 
 class _Mapped:

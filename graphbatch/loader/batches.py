@@ -37,6 +37,8 @@ class SeededBatches:
             and batch arguments (checked here, with one collective). Epochs are then
             drawn from one seed, drawn from rank 0's generator, and the epoch number
             (which :meth:`set_epoch` may set, as for ``DistributedSampler``).
+        share: a :class:`~graphbatch.ranks.RankShare` made by the caller (instead of
+            ``distributed``), for inputs the caller split among the ranks itself.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class SeededBatches:
         sampler: Optional[Iterable[int]] = None,
         inputs: Optional[Tensor] = None,
         distributed: bool = False,
+        share: Optional[ranks.RankShare] = None,
     ) -> None:
         self.num_inputs = num_inputs
         self.batch_size = batch_size
@@ -59,7 +62,7 @@ class SeededBatches:
         self.inputs = inputs
         self._epoch: Optional[list[BatchPlan]] = None
         self.epoch = 0
-        self.share: Optional[ranks.RankShare] = None
+        self.share = share
         if distributed:
             self.share = self._rank_share()
 

@@ -84,6 +84,17 @@ class _Shared:
         self.consumed = 0
         self.end: Optional[int] = None  # index of the end (or of a failure)
         self.results: dict[int, Any] = {}
+        #: Set when a lockstep prefetcher stops: items before it are still made.
+        self.drain_to: Optional[int] = None
+
+    def drain(self) -> None:
+        """Stops after the items the consumer could have had made ahead, however far
+        the producers got: ``consumed + limit``. Ranks that consume alike thus make
+        the same items, and the collectives in them all find their peers."""
+        with self.cond:
+            if self.drain_to is None:
+                self.drain_to = self.consumed + self.limit
+            self.cond.notify_all()
 
     def _room(self) -> bool:
         """Whether another item may be taken: fewer than ``limit`` in flight (taken, not
@@ -117,9 +128,13 @@ class _Shared:
         processes, say)."""
         with self.source_lock:
             with self.cond:
-                while not self.stop.is_set() and self.end is None and not self._room():
+                while (not self.stop.is_set() and self.end is None and self.drain_to is None
+                       and not self._room()):
                     self.cond.wait(_POLL_S)
-                if self.stop.is_set() or self.end is not None:
+                if self.end is not None:
+                    return -1, None
+                if (self.taken >= self.drain_to if self.drain_to is not None
+                        else self.stop.is_set()):
                     return -1, None
                 index = self.taken
             try:
@@ -201,7 +216,10 @@ class Prefetcher:
 
     An iterator dropped before its end stops its producers (each after its current
     batch) and waits for them, unless a garbage collection drops it: then they are
-    stopped, and joined by :func:`join_stopped` or at exit.
+    stopped, and joined by :func:`join_stopped` or at exit. With ``lockstep``, where
+    making a batch is a collective of several processes, they first make every batch
+    the consumer could have had made ahead (:meth:`_Shared.drain`), so that processes
+    stopping after the same batch have all made the same ones.
 
     Attributes:
         wait_s: seconds the consumer spent blocked waiting for batches so far.
@@ -210,8 +228,10 @@ class Prefetcher:
     def __init__(self, source: Iterator, produce: Callable[[Any], Any], depth: int,
                  device: Optional[torch.device] = None, length: Optional[int] = None,
                  threads: int = 1, max_bytes: Optional[int] = None,
-                 nbytes_of: Optional[Callable[[Any], int]] = None) -> None:
+                 nbytes_of: Optional[Callable[[Any], int]] = None,
+                 lockstep: bool = False) -> None:
         self._device = device if device is not None and device.type == "cuda" else None
+        self._lockstep = lockstep
         self._length = length
         self.wait_s = 0.0
         self._done = False
@@ -271,12 +291,16 @@ class Prefetcher:
         """Stops the threads (each after its current batch) and waits for them; batches
         not yet consumed are dropped, and the source (worker processes) is let go."""
         self._done = True
+        if self._lockstep:
+            self._shared.drain()
         _stop(self._shared, self._threads)
 
     def __del__(self) -> None:
         # An iterator dropped mid-epoch: its producers must not outlive it.
         if not hasattr(self, "_threads"):
             return
+        if self._lockstep:
+            self._shared.drain()
         if _COLLECTING or threading.current_thread() in self._threads:
             self._shared.stop.set()
         else:

@@ -196,10 +196,13 @@ class Job:
 
 
 def _memory_mib() -> dict[str, float]:
-    """This process's peak and current RSS and its PSS, in MiB (0 where unreadable)."""
-    return {"peak_rss_mib": (proc_kib("VmHWM") or 0) / 1024,
-            "rss_mib": (proc_kib("VmRSS") or 0) / 1024,
-            "pss_mib": (proc_kib("Pss", "/proc/self/smaps_rollup") or 0) / 1024}
+    """This process's peak and current RSS and its PSS, in MiB (0 where unreadable).
+    Read PSS first, then RSS, then the peak (the kernel updates ``VmHWM`` lazily: it
+    may lag ``VmRSS``, so the peak is at least the RSS read)."""
+    pss = (proc_kib("Pss", "/proc/self/smaps_rollup") or 0) / 1024
+    rss = (proc_kib("VmRSS") or 0) / 1024
+    return {"peak_rss_mib": max(rss, (proc_kib("VmHWM") or 0) / 1024), "rss_mib": rss,
+            "pss_mib": pss}
 
 
 def _loader(job: Job, rank: int):

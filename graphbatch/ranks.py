@@ -23,8 +23,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from graphbatch.sampling._rng import batch_key
+
 T = TypeVar("T")
-_MASK64 = (1 << 64) - 1
 
 
 def world() -> tuple[int, int]:
@@ -104,16 +105,10 @@ def common_seed(generator: torch.Generator | None,
     return on_rank_zero(lambda: seed, group)
 
 
-def mix(*values: int) -> int:
-    """A 62-bit hash of non-negative ints (SplitMix64 rounds): seeds of epochs and
-    ranks that share no structure, unlike ``seed + epoch``."""
-    z = 0
-    for v in values:
-        z = (z ^ (v & _MASK64)) * 0x9E3779B97F4A7C15 & _MASK64
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _MASK64
-        z ^= z >> 31
-    return z >> 2
+def mix(a: int, b: int) -> int:
+    """A 62-bit hash of two non-negative ints (the kernels' SplitMix64 batch key):
+    seeds of epochs and ranks that share no structure, unlike ``seed + epoch``."""
+    return batch_key(a, b) >> 1
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from datetime import timedelta
 from typing import Any, Callable, Optional
 
 import torch.multiprocessing as mp
+
+from graphbatch.distributed.local import collect, free_port
 
 #: Seconds every collective may wait before raising, in the processes started here.
 COLLECTIVE_TIMEOUT_S = 20.0
@@ -37,12 +38,6 @@ class RankResult:
     @property
     def ok(self) -> bool:
         return self.error_type is None and not self.hung and self.exitcode == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _child(rank: int, world_size: int, port: int, fn: Callable, args: tuple, queue,
@@ -67,7 +62,7 @@ def _child(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
         result.error = f"{exc}\n{traceback.format_exc()}"
     # As bytes: a tensor put as is travels as a shared-memory handle, which dies with
     # this process if it exits before the parent has read it.
-    queue.put(pickle.dumps(result))
+    queue.put((rank, pickle.dumps(result)))
     ranks.leave(finished=result.error_type is None)
 
 
@@ -86,18 +81,8 @@ def run_ranks(fn: Callable, world_size: int, args: tuple = (), deadline_s: float
              for r in range(world_size)]
     for p in procs:
         p.start()
-    results: dict[int, RankResult] = {}
     end = time.monotonic() + deadline_s
-    all_exited = False
-    while len(results) < world_size and time.monotonic() < end:
-        try:
-            # Once every process has exited, what they put is in the pipe or nowhere.
-            r = pickle.loads(queue.get(timeout=2.0 if all_exited else 0.2))
-            results[r.rank] = r
-        except Exception:  # noqa: BLE001 -- queue.Empty: poll the processes
-            if all_exited:
-                break
-            all_exited = all(not p.is_alive() for p in procs)
+    results = {rank: pickle.loads(r) for rank, r in collect(procs, queue, deadline_s).items()}
     for p in procs:
         p.join(timeout=max(0.0, end - time.monotonic()))
     out = []

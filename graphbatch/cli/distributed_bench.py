@@ -66,8 +66,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue as queue_module
-import socket
 import tempfile
 import time
 import traceback
@@ -87,6 +85,7 @@ from graphbatch.cli import results
 from graphbatch.cli._args import add_check, nonnegative_int, positive_int
 from graphbatch.cli.harness.measure import proc_kib
 from graphbatch.cli.report import Cell, formatted, number, print_table
+from graphbatch.distributed.local import collect, free_port
 from graphbatch.distributed.partition import METHODS
 
 MODES = ("shared", "copies", "partitioned")
@@ -288,12 +287,6 @@ def _rank_main(rank: int, job: Job, port: int, queue) -> None:
     ranks.leave(finished)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_ranks(job: Job) -> list[dict[str, float]]:
     """Runs ``job`` on ``job.nproc`` spawned processes; every rank's result, by rank.
 
@@ -303,23 +296,14 @@ def run_ranks(job: Job) -> list[dict[str, float]]:
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_rank_main, args=(r, job, port, queue), daemon=True)
              for r in range(job.nproc)]
     for p in procs:
         p.start()
     got: dict[int, Any] = {}
-    deadline = time.monotonic() + 4 * job.timeout_s
     try:
-        while len(got) < job.nproc and time.monotonic() < deadline:
-            exited = all(not p.is_alive() for p in procs)
-            try:
-                # Once every process has exited, what they put is in the pipe or nowhere.
-                rank, value = queue.get(timeout=2.0 if exited else 0.5)
-                got[rank] = value
-            except queue_module.Empty:
-                if exited:
-                    break
+        got = collect(procs, queue, 4 * job.timeout_s)
     finally:
         for p in procs:
             p.join(timeout=10.0 if len(got) == job.nproc else 0.0)

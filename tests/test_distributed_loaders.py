@@ -287,3 +287,18 @@ def test_a_result_rank_zero_cannot_send_fails_every_rank():
     assert not any(r.hung for r in results)
     assert results[0].error_type in ("PicklingError", "AttributeError"), results[0].error
     assert results[1].error_type == "RuntimeError" and "rank 0 failed" in results[1].error
+
+
+def _reuse(rank, world_size, tmp):
+    data = make_graph(50, 200)
+    first = graphbatch.distributed.shared_graph(lambda: data, tmp)
+
+    def build():
+        raise AssertionError("reuse=True must not build")
+
+    again = graphbatch.distributed.shared_graph(build, tmp, reuse=True)
+    return torch.equal(first.data.x, again.data.x) and torch.equal(again.data.x, data.x)
+
+
+def test_shared_graph_reuses_a_saved_graph_without_building(tmp_path):
+    assert values(run_ranks(_reuse, 1, (str(tmp_path / "g"),), deadline_s=60)) == [True]

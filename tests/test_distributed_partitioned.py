@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import timedelta
 
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 from torch_geometric.data import Data
 
 from conftest import incoming_reference, make_graph
@@ -266,6 +268,10 @@ def _loaders(rank: int, world: int) -> dict:
         DistNeighborLoader(shard, [2], input_nodes=torch.arange(201), batch_size=100 + rank)
     with pytest.raises(ValueError, match=r"num_neighbors: rank 0: \[2\], rank 1: \[3\]"):
         DistNeighborLoader(shard, [2 + rank])
+    with pytest.raises(TypeError, match="timeout must be a datetime.timedelta, got int"):
+        DistNeighborLoader(shard, [2], timeout=30)
+    with pytest.raises(ValueError, match="give group or timeout"):
+        DistNeighborLoader(shard, [2], group=dist.group.WORLD, timeout=timedelta(seconds=5))
     # Rows of every table travel packed together: the ranks must agree on their layout.
     with pytest.raises(ValueError, match="node_tables: rank 0: .*'x'.*'y'.*rank 1: .*'y'.*'x'"):
         DistNeighborLoader(shard, [2], node_tables=["x", "y"][::1 - 2 * rank])
